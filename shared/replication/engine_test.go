@@ -1,0 +1,567 @@
+package replication
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+type harness struct {
+	t     *testing.T
+	clock *clock
+	w     *world
+	src   *fakeResource
+	west  *fakeResource
+	east  *fakeResource
+	store *memStore
+	queue *memQueue
+	eng   *Engine
+	logs  *syncBuffer
+	ctx   context.Context
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func newHarness(t *testing.T, tweak ...func(*Policy)) *harness {
+	t.Helper()
+	c := newClock()
+	w := newWorld(c, "source", "westus2", "eastus")
+	h := &harness{t: t, clock: c, w: w, src: w.res["source"], west: w.res["westus2"], east: w.res["eastus"],
+		store: newMemStore(), queue: &memQueue{}, logs: &syncBuffer{}, ctx: context.Background()}
+	p := Policy{MaxAttempts: 3, RetryBase: time.Minute, RetryMax: 10 * time.Minute, TransientDelay: 10 * time.Second,
+		QuotaWait: 30 * time.Minute, AuthMargin: 5 * time.Minute, Lease: 2 * time.Minute, Workers: 4}
+	for _, f := range tweak {
+		f(&p)
+	}
+	h.eng = &Engine{Source: h.src, SourceName: "source.example", Targets: map[string]Resource{"westus2": h.west, "eastus": h.east},
+		Store: h.store, Queue: h.queue, Policy: p, Now: c.Now,
+		Log: slog.New(slog.NewJSONHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+	h.src.addModel(KindModel, "invoice-v1", c.Now().Add(-time.Hour))
+	h.src.addModel(KindClassifier, "router-v1", c.Now().Add(-time.Hour))
+	return h
+}
+
+func (h *harness) request(kind Kind, id string, targets ...string) []Replica {
+	h.t.Helper()
+	reps, err := h.eng.Request(h.ctx, Request{Kind: kind, SourceID: id, Targets: targets})
+	if err != nil {
+		h.t.Fatalf("Request: %v", err)
+	}
+	return reps
+}
+
+// deliver runs every queued message through the copy starter, as a first delivery.
+func (h *harness) deliver() {
+	h.t.Helper()
+	for _, m := range h.queue.take() {
+		if err := h.eng.StartCopy(h.ctx, m, 1); err != nil {
+			h.t.Fatalf("StartCopy: %v", err)
+		}
+	}
+}
+
+// settle runs the pipeline until nothing is in flight or rounds run out.
+func (h *harness) settle(rounds int) {
+	h.t.Helper()
+	for range rounds {
+		h.deliver()
+		h.clock.Advance(5 * time.Second)
+		rep, err := h.eng.Poll(h.ctx)
+		if err != nil {
+			h.t.Fatalf("Poll: %v", err)
+		}
+		if rep.Active == 0 && len(h.queue.msgs) == 0 {
+			return
+		}
+		if rep.Due == 0 { // jump to the next scheduled step
+			h.clock.Advance(time.Minute)
+		}
+	}
+}
+
+func (h *harness) row(target, id string) Replica {
+	return h.store.row(Key{Kind: KindModel, SourceID: id, Target: target})
+}
+
+func TestHappyPathReachesEveryTarget(t *testing.T) {
+	for _, kind := range []Kind{KindModel, KindClassifier} {
+		t.Run(string(kind), func(t *testing.T) {
+			h := newHarness(t)
+			id := map[Kind]string{KindModel: "invoice-v1", KindClassifier: "router-v1"}[kind]
+			reps := h.request(kind, id)
+			if len(reps) != 2 {
+				t.Fatalf("got %d replicas, want 2", len(reps))
+			}
+			for _, r := range reps {
+				if r.Status != StatusAuthorized || r.Attempt != 1 {
+					t.Fatalf("after request: %s status %s attempt %d", r.Target, r.Status, r.Attempt)
+				}
+			}
+			h.deliver()
+			for _, tgt := range []string{"westus2", "eastus"} {
+				if r := h.store.row(Key{kind, id, tgt}); r.Status != StatusCopying || r.OperationURL == "" {
+					t.Fatalf("after startcopy: %s %s %q", tgt, r.Status, r.OperationURL)
+				}
+			}
+			h.settle(5)
+			for _, tgt := range []*fakeResource{h.west, h.east} {
+				r := h.store.row(Key{kind, id, tgt.name})
+				if r.Status != StatusSucceeded || r.CompletedAt.IsZero() || r.Percent != 100 {
+					t.Errorf("%s: status %s completed %v", tgt.name, r.Status, r.CompletedAt)
+				}
+				if _, ok := tgt.model(kind, id); !ok {
+					t.Errorf("%s does not hold %s", tgt.name, id)
+				}
+				if n := tgt.count("AuthorizeCopy"); n != 1 {
+					t.Errorf("%s: %d authorizations, want 1", tgt.name, n)
+				}
+			}
+			if n := h.src.count("CopyTo"); n != 2 {
+				t.Errorf("copyTo calls = %d, want 2", n)
+			}
+		})
+	}
+}
+
+func TestRepeatedRequestDoesNotCopyAgain(t *testing.T) {
+	h := newHarness(t)
+	h.request(KindModel, "invoice-v1")
+	again := h.request(KindModel, "invoice-v1") // in flight
+	h.settle(5)
+	done := h.request(KindModel, "invoice-v1") // done
+	if again[0].Status != StatusAuthorized {
+		t.Errorf("repeat while in flight answered %s", again[0].Status)
+	}
+	for _, r := range done {
+		if r.Status != StatusSucceeded {
+			t.Errorf("repeat when done answered %s for %s", r.Status, r.Target)
+		}
+	}
+	if n := h.west.count("AuthorizeCopy"); n != 1 {
+		t.Errorf("authorizeCopy on westus2 called %d times, want 1", n)
+	}
+	if len(h.queue.msgs) != 0 {
+		t.Errorf("repeat queued %d messages", len(h.queue.msgs))
+	}
+}
+
+func TestValidateNamesTheField(t *testing.T) {
+	h := newHarness(t)
+	tests := []struct {
+		req   Request
+		field string
+	}{
+		{Request{Kind: "pipeline", SourceID: "a1"}, "kind"},
+		{Request{SourceID: "-bad"}, "sourceId"},
+		{Request{SourceID: "x"}, "sourceId"}, // too short: the pattern needs two characters
+		{Request{SourceID: "ok1", TargetID: strings.Repeat("a", 65)}, "targetId"},
+		{Request{SourceID: "ok1", Targets: []string{"mars"}}, "targets"},
+		{Request{SourceID: "ok1", Targets: []string{"eastus", "eastus"}}, "targets"},
+	}
+	for _, tt := range tests {
+		err := h.eng.Validate(&tt.req)
+		var fe *FieldError
+		if !errors.As(err, &fe) || fe.Field != tt.field {
+			t.Errorf("Validate(%+v) = %v, want a %s field error", tt.req, err, tt.field)
+		}
+	}
+	if _, err := h.eng.Request(h.ctx, Request{SourceID: "nope-v9"}); !errors.Is(err, ErrSourceNotFound) {
+		t.Errorf("missing source: %v, want ErrSourceNotFound", err)
+	}
+}
+
+func TestDuplicateDeliveryStartsOneCopy(t *testing.T) {
+	h := newHarness(t)
+	h.request(KindModel, "invoice-v1", "westus2")
+	msgs := h.queue.take()
+	if len(msgs) != 1 {
+		t.Fatalf("queued %d messages", len(msgs))
+	}
+	for i := 1; i <= 3; i++ {
+		if err := h.eng.StartCopy(h.ctx, msgs[0], i); err != nil {
+			t.Fatalf("delivery %d: %v", i, err)
+		}
+	}
+	h.settle(5)
+	if n := h.src.count("CopyTo"); n != 1 {
+		t.Errorf("copyTo called %d times, want 1", n)
+	}
+	if r := h.row("westus2", "invoice-v1"); r.Status != StatusSucceeded || r.Attempt != 1 {
+		t.Errorf("row %s attempt %d", r.Status, r.Attempt)
+	}
+}
+
+func TestCrashAfterCopyToBeforeRowWrite(t *testing.T) {
+	h := newHarness(t)
+	h.request(KindModel, "invoice-v1", "westus2")
+	msg := h.queue.take()[0]
+	// The claim write succeeds, the write after copyTo does not: the process "died" there.
+	h.store.mu.Lock()
+	h.store.failNext["Update"] = 0
+	h.store.mu.Unlock()
+	failAfterClaim := &failingUpdateStore{memStore: h.store, failOn: 2}
+	h.eng.Store = failAfterClaim
+	if err := h.eng.StartCopy(h.ctx, msg, 1); err == nil {
+		t.Fatal("StartCopy succeeded although its row write failed")
+	}
+	h.eng.Store = h.store
+	h.clock.Advance(3 * time.Minute) // the claim's lease runs out; the message comes back
+	if err := h.eng.StartCopy(h.ctx, msg, 2); err != nil {
+		t.Fatalf("redelivery: %v", err)
+	}
+	h.settle(5)
+	if n := h.src.count("CopyTo"); n != 1 {
+		t.Errorf("copyTo called %d times, want 1 (the redelivery must find the running copy)", n)
+	}
+	r := h.row("westus2", "invoice-v1")
+	if r.Status != StatusSucceeded || r.Attempt != 1 {
+		t.Errorf("row %s attempt %d error %s", r.Status, r.Attempt, r.ErrorCode)
+	}
+}
+
+// failingUpdateStore fails the failOn-th Update.
+type failingUpdateStore struct {
+	*memStore
+	n, failOn int
+}
+
+func (s *failingUpdateStore) Update(ctx context.Context, r *Replica) error {
+	s.n++
+	if s.n == s.failOn {
+		return errStoreDown
+	}
+	return s.memStore.Update(ctx, r)
+}
+
+func TestExpiredAuthorizationIsRenewed(t *testing.T) {
+	h := newHarness(t)
+	h.request(KindModel, "invoice-v1", "westus2")
+	h.clock.Advance(2 * time.Hour) // the message sat in the queue past the authorization's life
+	h.deliver()
+	r := h.row("westus2", "invoice-v1")
+	if r.Attempt != 2 || r.Status != StatusAuthorized {
+		t.Fatalf("after expired delivery: status %s attempt %d", r.Status, r.Attempt)
+	}
+	h.settle(5)
+	r = h.row("westus2", "invoice-v1")
+	if r.Status != StatusSucceeded || r.Attempt != 2 {
+		t.Errorf("row %s attempt %d", r.Status, r.Attempt)
+	}
+	if n := h.west.count("DeleteModel"); n != 1 {
+		t.Errorf("the unused reservation was freed %d times, want 1", n)
+	}
+}
+
+func TestLostMessageIsRedrivenAfterExpiry(t *testing.T) {
+	h := newHarness(t)
+	h.request(KindModel, "invoice-v1", "westus2")
+	h.queue.take() // dead-lettered, never processed
+	h.clock.Advance(61 * time.Minute)
+	if _, err := h.eng.Poll(h.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if r := h.row("westus2", "invoice-v1"); r.Status != StatusAuthorized || r.Attempt != 2 || r.ErrorCode != "" {
+		t.Fatalf("after poll: %s attempt %d %s", r.Status, r.Attempt, r.ErrorCode)
+	}
+	h.settle(5)
+	if r := h.row("westus2", "invoice-v1"); r.Status != StatusSucceeded {
+		t.Errorf("row %s", r.Status)
+	}
+}
+
+func TestFailedOperationsRetryThenFail(t *testing.T) {
+	h := newHarness(t)
+	internal := &ServiceError{Class: ClassRetryable, Code: "InternalServerError", Message: "An unexpected error occurred."}
+	h.w.copyFails = []*ServiceError{internal, internal, internal}
+	h.request(KindModel, "invoice-v1", "westus2")
+	h.settle(40)
+	r := h.row("westus2", "invoice-v1")
+	if r.Status != StatusFailed || r.ErrorCode != "InternalServerError" || r.Attempt != 3 {
+		t.Errorf("row %s code %s attempt %d, want failed InternalServerError after 3", r.Status, r.ErrorCode, r.Attempt)
+	}
+	// A later request starts a new run, which succeeds.
+	h.request(KindModel, "invoice-v1", "westus2")
+	h.settle(10)
+	if r := h.row("westus2", "invoice-v1"); r.Status != StatusSucceeded || r.FirstAttempt != 4 {
+		t.Errorf("re-request: %s first attempt %d", r.Status, r.FirstAttempt)
+	}
+}
+
+func TestRetryBacksOffExponentially(t *testing.T) {
+	p := Policy{RetryBase: 30 * time.Second, RetryMax: 5 * time.Minute}
+	want := []time.Duration{30 * time.Second, time.Minute, 2 * time.Minute, 4 * time.Minute, 5 * time.Minute, 5 * time.Minute}
+	for i, w := range want {
+		if got := p.Backoff(i + 1); got != w {
+			t.Errorf("Backoff(%d) = %v, want %v", i+1, got, w)
+		}
+	}
+}
+
+func TestOperationRecordGone(t *testing.T) {
+	tests := []struct {
+		name       string
+		targetHas  bool
+		wantStatus Status
+		wantTry    int
+	}{
+		{"target holds the copy", true, StatusSucceeded, 1},
+		{"no copy in the target", false, StatusPending, 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t)
+			h.request(KindModel, "invoice-v1", "westus2")
+			h.deliver()
+			h.clock.Advance(10 * time.Second)
+			// The operation record expires, and (for the second case) the copy never landed.
+			h.w.mu.Lock()
+			for u, op := range h.src.ops {
+				if !tt.targetHas {
+					op.fail = &ServiceError{Class: ClassRetryable, Code: "x"}
+				}
+				h.w.settle()
+				delete(h.src.ops, u)
+			}
+			h.w.mu.Unlock()
+			if _, err := h.eng.Poll(h.ctx); err != nil {
+				t.Fatal(err)
+			}
+			r := h.row("westus2", "invoice-v1")
+			if r.Status != tt.wantStatus || r.Attempt != tt.wantTry {
+				t.Errorf("row %s attempt %d, want %s %d", r.Status, r.Attempt, tt.wantStatus, tt.wantTry)
+			}
+		})
+	}
+}
+
+func TestConflictOnAuthorize(t *testing.T) {
+	tests := []struct {
+		name       string
+		setup      func(h *harness)
+		replace    bool
+		wantStatus Status
+		wantCode   string
+	}{
+		{"same model already there", func(h *harness) {
+			src, _ := h.src.model(KindModel, "invoice-v1")
+			h.w.mu.Lock()
+			h.west.models[mkey(KindModel, "invoice-v1")] = Model{ID: "invoice-v1", Created: src.Created, Expires: src.Expires}
+			h.w.mu.Unlock()
+		}, false, StatusSucceeded, ""},
+		{"different model, no replace", func(h *harness) {
+			h.west.addModel(KindModel, "invoice-v1", h.clock.Now().Add(-48*time.Hour))
+		}, false, StatusFailed, "TargetExists"},
+		{"different model, replace", func(h *harness) {
+			h.west.addModel(KindModel, "invoice-v1", h.clock.Now().Add(-48*time.Hour))
+		}, true, StatusAuthorized, ""},
+		{"reserved by an unused authorization", func(h *harness) {
+			if _, err := h.west.AuthorizeCopy(h.ctx, KindModel, "invoice-v1", nil); err != nil {
+				h.t.Fatal(err)
+			}
+		}, false, StatusAuthorized, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t, func(p *Policy) { p.Replace = tt.replace })
+			tt.setup(h)
+			r := h.request(KindModel, "invoice-v1", "westus2")[0]
+			if r.Status != tt.wantStatus || r.ErrorCode != tt.wantCode {
+				t.Fatalf("status %s code %q (%s), want %s %q", r.Status, r.ErrorCode, r.ErrorMessage, tt.wantStatus, tt.wantCode)
+			}
+			if r.Status == StatusAuthorized {
+				h.settle(5)
+				if got := h.row("westus2", "invoice-v1"); got.Status != StatusSucceeded {
+					t.Errorf("then %s", got.Status)
+				}
+			}
+		})
+	}
+}
+
+func TestTransientErrorsDoNotUseAttempts(t *testing.T) {
+	h := newHarness(t)
+	throttled := &ServiceError{Class: ClassTransient, Code: "429", StatusCode: 429, RetryAfter: 20 * time.Second}
+	h.west.failNext("AuthorizeCopy", throttled, throttled)
+	r := h.request(KindModel, "invoice-v1", "westus2")[0]
+	if r.Status != StatusPending || r.Attempt != 1 || r.ErrorCode != "429" {
+		t.Fatalf("after throttled authorize: %s attempt %d code %s", r.Status, r.Attempt, r.ErrorCode)
+	}
+	if want := h.clock.Now().Add(20 * time.Second); !r.NextAttemptAt.Equal(want) {
+		t.Errorf("next attempt %v, want Retry-After honoured (%v)", r.NextAttemptAt, want)
+	}
+	h.settle(20)
+	if r := h.row("westus2", "invoice-v1"); r.Status != StatusSucceeded || r.Attempt != 1 {
+		t.Errorf("row %s attempt %d", r.Status, r.Attempt)
+	}
+}
+
+func TestTransientCopyToIsRedelivered(t *testing.T) {
+	h := newHarness(t)
+	h.request(KindModel, "invoice-v1", "westus2")
+	msg := h.queue.take()[0]
+	h.src.failNext("CopyTo", &ServiceError{Class: ClassTransient, Code: "InternalServerError", StatusCode: 500})
+	if err := h.eng.StartCopy(h.ctx, msg, 1); err == nil {
+		t.Fatal("a transient copyTo failure must be returned so the message is redelivered")
+	}
+	h.clock.Advance(3 * time.Minute)
+	if err := h.eng.StartCopy(h.ctx, msg, 2); err != nil {
+		t.Fatal(err)
+	}
+	h.settle(5)
+	if r := h.row("westus2", "invoice-v1"); r.Status != StatusSucceeded || r.Attempt != 1 {
+		t.Errorf("row %s attempt %d", r.Status, r.Attempt)
+	}
+}
+
+func TestPermanentCopyFailure(t *testing.T) {
+	h := newHarness(t)
+	h.request(KindModel, "invoice-v1", "westus2")
+	h.src.failNext("CopyTo", &ServiceError{Class: ClassPermanent, Code: "DataProtectionTransformServiceError", StatusCode: 400,
+		Message: "Data transfer request isn't allowed as it downgrades to a less secure data protection scheme."})
+	h.deliver()
+	r := h.row("westus2", "invoice-v1")
+	if r.Status != StatusFailed || r.ErrorCode != "DataProtectionTransformServiceError" || !strings.Contains(r.ErrorMessage, "downgrades") {
+		t.Errorf("row %s %s %q", r.Status, r.ErrorCode, r.ErrorMessage)
+	}
+}
+
+func TestQuotaWaits(t *testing.T) {
+	h := newHarness(t)
+	h.west.failNext("AuthorizeCopy", &ServiceError{Class: ClassQuota, Code: "DocumentModelLimit", StatusCode: 400, Message: "Account can't create more than 500 models."})
+	r := h.request(KindModel, "invoice-v1", "westus2")[0]
+	if r.Status != StatusPending || r.Attempt != 1 || r.ErrorCode != "DocumentModelLimit" {
+		t.Fatalf("%s attempt %d code %s", r.Status, r.Attempt, r.ErrorCode)
+	}
+	if r.NextAttemptAt.Sub(h.clock.Now()) != 30*time.Minute {
+		t.Errorf("waits %v", r.NextAttemptAt.Sub(h.clock.Now()))
+	}
+}
+
+func TestQueueDownLeavesPendingForRedrive(t *testing.T) {
+	h := newHarness(t)
+	h.queue.fail = 1
+	r := h.request(KindModel, "invoice-v1", "westus2")[0]
+	if r.Status != StatusPending || r.ErrorCode != "QueueUnavailable" {
+		t.Fatalf("%s %s", r.Status, r.ErrorCode)
+	}
+	h.settle(10)
+	if r := h.row("westus2", "invoice-v1"); r.Status != StatusSucceeded {
+		t.Errorf("row %s %s", r.Status, r.ErrorCode)
+	}
+	if n := h.west.count("DeleteModel"); n != 1 {
+		t.Errorf("reservation freed %d times, want 1", n)
+	}
+}
+
+func TestConcurrentPollersAuthorizeOnce(t *testing.T) {
+	h := newHarness(t)
+	h.queue.fail = 2 // both replicas stay pending after the request
+	h.request(KindModel, "invoice-v1")
+	h.clock.Advance(time.Minute)
+	other := *h.eng
+	var wg sync.WaitGroup
+	for _, e := range []*Engine{h.eng, &other, h.eng, &other} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := e.Poll(h.ctx); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	for _, tgt := range []*fakeResource{h.west, h.east} {
+		// one failed send, then exactly one more authorization (after freeing the reservation)
+		if n := tgt.count("AuthorizeCopy"); n > 3 {
+			t.Errorf("%s authorized %d times", tgt.name, n)
+		}
+	}
+	if n := len(h.queue.msgs); n != 2 {
+		t.Errorf("queued %d messages, want 2", n)
+	}
+	h.settle(5)
+	for _, tgt := range []string{"westus2", "eastus"} {
+		if r := h.row(tgt, "invoice-v1"); r.Status != StatusSucceeded {
+			t.Errorf("%s: %s", tgt, r.Status)
+		}
+	}
+}
+
+func TestStaleSourceIsReplacedOnlyWithReplace(t *testing.T) {
+	for _, replace := range []bool{false, true} {
+		t.Run(fmt.Sprintf("replace=%v", replace), func(t *testing.T) {
+			h := newHarness(t, func(p *Policy) { p.Replace = replace })
+			h.request(KindModel, "invoice-v1", "westus2")
+			h.settle(5)
+			h.clock.Advance(time.Hour)
+			retrained := h.src.addModel(KindModel, "invoice-v1", h.clock.Now())
+			r := h.request(KindModel, "invoice-v1", "westus2")[0]
+			if !replace {
+				if r.Status != StatusSucceeded || r.Attempt != 1 {
+					t.Fatalf("without replace: %s attempt %d", r.Status, r.Attempt)
+				}
+				return
+			}
+			h.settle(5)
+			got, _ := h.west.model(KindModel, "invoice-v1")
+			if !got.Expires.Equal(retrained.Expires) {
+				t.Errorf("target holds the old version (expires %v, want %v)", got.Expires, retrained.Expires)
+			}
+			if r := h.row("westus2", "invoice-v1"); r.Status != StatusSucceeded || r.Attempt != 2 {
+				t.Errorf("row %s attempt %d", r.Status, r.Attempt)
+			}
+		})
+	}
+}
+
+func TestNoSecretInRowsOrLogs(t *testing.T) {
+	h := newHarness(t)
+	h.request(KindModel, "invoice-v1")
+	h.clock.Advance(2 * time.Hour) // force a renewal too
+	h.settle(10)
+	for k, r := range h.store.rows {
+		if s := fmt.Sprintf("%+v", r); strings.Contains(s, "SECRET-TOKEN") {
+			t.Errorf("row %s holds a token: %s", k, s)
+		}
+	}
+	if strings.Contains(h.logs.String(), "SECRET-TOKEN") {
+		t.Error("a token reached the log")
+	}
+	m := CopyMessage{Authorization: []byte(`{"accessToken":"SECRET-TOKEN-1"}`)}
+	if s := fmt.Sprint(m); strings.Contains(s, "SECRET") {
+		t.Errorf("CopyMessage prints its authorization: %s", s)
+	}
+	if !strings.Contains(h.logs.String(), `"msg":"replica succeeded"`) {
+		t.Error("no structured success log")
+	}
+}
+
+func TestMessageIDIsPerAttempt(t *testing.T) {
+	a := CopyMessage{Kind: KindModel, SourceID: "invoice-v1", Target: "westus2", Attempt: 1}
+	b := a
+	b.Attempt = 2
+	if a.MessageID() == b.MessageID() || a.MessageID() != "model:invoice-v1:westus2:1" {
+		t.Errorf("ids %q %q", a.MessageID(), b.MessageID())
+	}
+}

@@ -1,0 +1,78 @@
+package replication
+
+import "time"
+
+// Policy is the retry and safety policy of the pipeline.
+type Policy struct {
+	// MaxAttempts is how many authorizations one run may use before the replica is failed.
+	MaxAttempts int
+	// RetryBase and RetryMax bound the exponential backoff between attempts.
+	RetryBase, RetryMax time.Duration
+	// TransientDelay is how long a step waits after a throttled or unavailable service (when the
+	// service named no Retry-After); transient errors do not use up attempts.
+	TransientDelay time.Duration
+	// QuotaWait is how long a replica for a target at its model limit waits before trying again.
+	QuotaWait time.Duration
+	// AuthMargin: an authorization closer than this to its expiry is renewed before copyTo.
+	AuthMargin time.Duration
+	// Lease is how long a step's claim on a row keeps other instances off it.
+	Lease time.Duration
+	// Replace lets dimirror delete a different model that holds the target id (a stale copy of a
+	// retrained source) and copy again. Off by default: dimirror never deletes what it cannot prove
+	// is its own older copy unless told to.
+	Replace bool
+	// Workers bounds how many replicas one poll pass advances at once.
+	Workers int
+}
+
+// DefaultPolicy is the policy the settings default to.
+func DefaultPolicy() Policy {
+	return Policy{
+		MaxAttempts:    6,
+		RetryBase:      30 * time.Second,
+		RetryMax:       30 * time.Minute,
+		TransientDelay: 10 * time.Second,
+		QuotaWait:      30 * time.Minute,
+		AuthMargin:     5 * time.Minute,
+		Lease:          2 * time.Minute,
+		Workers:        8,
+	}
+}
+
+func (p Policy) withDefaults() Policy {
+	d := DefaultPolicy()
+	if p.MaxAttempts <= 0 {
+		p.MaxAttempts = d.MaxAttempts
+	}
+	if p.RetryBase <= 0 {
+		p.RetryBase = d.RetryBase
+	}
+	if p.RetryMax <= 0 {
+		p.RetryMax = d.RetryMax
+	}
+	if p.TransientDelay <= 0 {
+		p.TransientDelay = d.TransientDelay
+	}
+	if p.QuotaWait <= 0 {
+		p.QuotaWait = d.QuotaWait
+	}
+	if p.AuthMargin < 0 {
+		p.AuthMargin = 0
+	}
+	if p.Lease <= 0 {
+		p.Lease = d.Lease
+	}
+	if p.Workers <= 0 {
+		p.Workers = d.Workers
+	}
+	return p
+}
+
+// Backoff is the wait before the n-th retry of a run (n ≥ 1): RetryBase·2^(n-1), at most RetryMax.
+func (p Policy) Backoff(n int) time.Duration {
+	d := p.RetryBase
+	for i := 1; i < n && d < p.RetryMax; i++ {
+		d *= 2
+	}
+	return min(d, p.RetryMax)
+}
