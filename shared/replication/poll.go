@@ -138,7 +138,10 @@ func (e *Engine) pollCopy(ctx context.Context, r *Replica) error {
 	if err != nil {
 		if classOf(err) == ClassNotFound {
 			// Operations are kept about a day: the target model decides the outcome.
-			return e.verifyOr(ctx, r, func() { r.setError("OperationNotFound", "the copy operation record is gone; no copy in the target"); e.retryLater(r) })
+			return e.verifyOr(ctx, r, func() {
+				r.setError("OperationNotFound", "the copy operation record is gone; no copy in the target")
+				e.retryLater(r)
+			})
 		}
 		return e.transient(ctx, r, err)
 	}

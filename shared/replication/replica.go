@@ -105,7 +105,9 @@ type Replica struct {
 }
 
 // Due reports whether a scheduled retry or re-drive may run at now.
-func (r *Replica) Due(now time.Time) bool { return r.NextAttemptAt.IsZero() || !now.Before(r.NextAttemptAt) }
+func (r *Replica) Due(now time.Time) bool {
+	return r.NextAttemptAt.IsZero() || !now.Before(r.NextAttemptAt)
+}
 
 func (r *Replica) setError(code, msg string) {
 	r.ErrorCode, r.ErrorMessage = code, truncate(msg, 1024)
