@@ -1,0 +1,374 @@
+// Package store keeps replica rows in Azure Table Storage (aztables): PartitionKey
+// "<kind>:<sourceId>", RowKey the target name. Writes carry the row's ETag so two instances never
+// both advance the same replica. It implements replication.Store.
+package store
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
+
+	"github.com/dimirror/dimirror/shared/replication"
+)
+
+// Tables is the replica table.
+type Tables struct {
+	client  *aztables.Client
+	timeout time.Duration
+}
+
+// Options configure the connection. Exactly one of ConnectionString and ServiceURL (with
+// Credential) is used.
+type Options struct {
+	ConnectionString string
+	ServiceURL       string
+	Credential       azcore.TokenCredential
+	Table            string
+	CallTimeout      time.Duration // per call when the context has none; default 30s
+	Transport        policy.Transporter
+}
+
+// Open connects to the table, creating it if needed.
+func Open(ctx context.Context, o Options) (*Tables, error) {
+	if o.Table == "" {
+		return nil, errors.New("store: table name is empty")
+	}
+	copts := &aztables.ClientOptions{ClientOptions: azcore.ClientOptions{
+		Transport: o.Transport,
+		Telemetry: policy.TelemetryOptions{ApplicationID: "dimirror"},
+	}}
+	var svc *aztables.ServiceClient
+	var err error
+	switch {
+	case o.ConnectionString != "":
+		svc, err = aztables.NewServiceClientFromConnectionString(o.ConnectionString, copts)
+		if err != nil {
+			// The SDK's message can echo the string; name the problem without it.
+			return nil, errors.New("store: the table connection string is not valid")
+		}
+	case o.ServiceURL != "" && o.Credential != nil:
+		svc, err = aztables.NewServiceClient(o.ServiceURL, o.Credential, copts)
+		if err != nil {
+			return nil, fmt.Errorf("store: %w", err)
+		}
+	default:
+		return nil, errors.New("store: need a connection string, or a service URL and a credential")
+	}
+	t := &Tables{client: svc.NewClient(o.Table), timeout: o.CallTimeout}
+	if t.timeout <= 0 {
+		t.timeout = 30 * time.Second
+	}
+	cctx, cancel := t.deadline(ctx)
+	defer cancel()
+	if _, err := t.client.CreateTable(cctx, nil); err != nil && !hasCode(err, aztables.TableAlreadyExists) {
+		return nil, fmt.Errorf("store: create table %s: %w", o.Table, err)
+	}
+	return t, nil
+}
+
+func (t *Tables) deadline(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, t.timeout)
+}
+
+func hasCode(err error, code aztables.TableErrorCode) bool {
+	var re *azcore.ResponseError
+	return errors.As(err, &re) && re.ErrorCode == string(code)
+}
+
+func statusOf(err error) int {
+	var re *azcore.ResponseError
+	if errors.As(err, &re) {
+		return re.StatusCode
+	}
+	return 0
+}
+
+// PartitionKey is the partition of a replica's row.
+func PartitionKey(kind replication.Kind, sourceID string) string { return string(kind) + ":" + sourceID }
+
+const timeType = "Edm.DateTime"
+
+// entity is the row as stored. Times are Edm.DateTime; zero times are left out.
+type entity map[string]any
+
+func toEntity(r *replication.Replica) entity {
+	e := entity{
+		"PartitionKey": PartitionKey(r.Kind, r.SourceID),
+		"RowKey":       r.Target,
+		"Kind":         string(r.Kind),
+		"SourceId":     r.SourceID,
+		"Target":       r.Target,
+		"TargetId":     r.TargetID,
+		"Status":       string(r.Status),
+		"Attempt":      r.Attempt,
+		"FirstAttempt": r.FirstAttempt,
+		"Percent":      r.Percent,
+	}
+	setString(e, "OperationUrl", r.OperationURL)
+	setString(e, "ErrorCode", r.ErrorCode)
+	setString(e, "ErrorMessage", r.ErrorMessage)
+	setTime(e, "SourceCreated", r.SourceCreated)
+	setTime(e, "SourceExpires", r.SourceExpires)
+	setTime(e, "RequestedAt", r.RequestedAt)
+	setTime(e, "AuthorizedAt", r.AuthorizedAt)
+	setTime(e, "AuthExpiresAt", r.AuthExpiresAt)
+	setTime(e, "StartedAt", r.StartedAt)
+	setTime(e, "CompletedAt", r.CompletedAt)
+	setTime(e, "NextAttemptAt", r.NextAttemptAt)
+	setTime(e, "UpdatedAt", r.UpdatedAt)
+	return e
+}
+
+func setString(e entity, k, v string) {
+	if v != "" {
+		e[k] = v
+	}
+}
+
+func setTime(e entity, k string, t time.Time) {
+	if !t.IsZero() {
+		e[k] = t.UTC().Format(time.RFC3339Nano)
+		e[k+"@odata.type"] = timeType
+	}
+}
+
+// row is the stored entity as read back.
+type row struct {
+	ETag          string    `json:"odata.etag"`
+	Kind          string    `json:"Kind"`
+	SourceID      string    `json:"SourceId"`
+	Target        string    `json:"Target"`
+	TargetID      string    `json:"TargetId"`
+	Status        string    `json:"Status"`
+	Attempt       int       `json:"Attempt"`
+	FirstAttempt  int       `json:"FirstAttempt"`
+	Percent       int       `json:"Percent"`
+	OperationURL  string    `json:"OperationUrl"`
+	ErrorCode     string    `json:"ErrorCode"`
+	ErrorMessage  string    `json:"ErrorMessage"`
+	SourceCreated time.Time `json:"SourceCreated"`
+	SourceExpires time.Time `json:"SourceExpires"`
+	RequestedAt   time.Time `json:"RequestedAt"`
+	AuthorizedAt  time.Time `json:"AuthorizedAt"`
+	AuthExpiresAt time.Time `json:"AuthExpiresAt"`
+	StartedAt     time.Time `json:"StartedAt"`
+	CompletedAt   time.Time `json:"CompletedAt"`
+	NextAttemptAt time.Time `json:"NextAttemptAt"`
+	UpdatedAt     time.Time `json:"UpdatedAt"`
+}
+
+func fromJSON(data []byte, etag string) (*replication.Replica, error) {
+	var w row
+	if err := json.Unmarshal(data, &w); err != nil {
+		return nil, fmt.Errorf("store: decode row: %w", err)
+	}
+	if etag == "" {
+		etag = w.ETag
+	}
+	return &replication.Replica{
+		Key:           replication.Key{Kind: replication.Kind(w.Kind), SourceID: w.SourceID, Target: w.Target},
+		TargetID:      w.TargetID,
+		Status:        replication.Status(w.Status),
+		Attempt:       w.Attempt,
+		FirstAttempt:  w.FirstAttempt,
+		Percent:       w.Percent,
+		OperationURL:  w.OperationURL,
+		ErrorCode:     w.ErrorCode,
+		ErrorMessage:  w.ErrorMessage,
+		SourceCreated: w.SourceCreated.UTC(),
+		SourceExpires: w.SourceExpires.UTC(),
+		RequestedAt:   w.RequestedAt.UTC(),
+		AuthorizedAt:  w.AuthorizedAt.UTC(),
+		AuthExpiresAt: w.AuthExpiresAt.UTC(),
+		StartedAt:     w.StartedAt.UTC(),
+		CompletedAt:   w.CompletedAt.UTC(),
+		NextAttemptAt: w.NextAttemptAt.UTC(),
+		UpdatedAt:     w.UpdatedAt.UTC(),
+		ETag:          etag,
+	}, nil
+}
+
+// Get reads one replica.
+func (t *Tables) Get(ctx context.Context, k replication.Key) (*replication.Replica, error) {
+	ctx, cancel := t.deadline(ctx)
+	defer cancel()
+	resp, err := t.client.GetEntity(ctx, PartitionKey(k.Kind, k.SourceID), k.Target, nil)
+	if err != nil {
+		if statusOf(err) == http.StatusNotFound {
+			return nil, replication.ErrNotFound
+		}
+		return nil, fmt.Errorf("store: get %s: %w", k, err)
+	}
+	return fromJSON(resp.Value, string(resp.ETag))
+}
+
+// Create inserts a new replica row.
+func (t *Tables) Create(ctx context.Context, r *replication.Replica) error {
+	ctx, cancel := t.deadline(ctx)
+	defer cancel()
+	body, err := json.Marshal(toEntity(r))
+	if err != nil {
+		return err
+	}
+	resp, err := t.client.AddEntity(ctx, body, nil)
+	if err != nil {
+		if statusOf(err) == http.StatusConflict {
+			return replication.ErrConflict
+		}
+		return fmt.Errorf("store: create %s: %w", r.Key, err)
+	}
+	r.ETag = string(resp.ETag)
+	return nil
+}
+
+// Update replaces the row if it still has r.ETag.
+func (t *Tables) Update(ctx context.Context, r *replication.Replica) error {
+	ctx, cancel := t.deadline(ctx)
+	defer cancel()
+	body, err := json.Marshal(toEntity(r))
+	if err != nil {
+		return err
+	}
+	etag := azcore.ETag(r.ETag)
+	resp, err := t.client.UpdateEntity(ctx, body, &aztables.UpdateEntityOptions{IfMatch: &etag, UpdateMode: aztables.UpdateModeReplace})
+	if err != nil {
+		if s := statusOf(err); s == http.StatusPreconditionFailed || s == http.StatusNotFound {
+			return replication.ErrConflict
+		}
+		return fmt.Errorf("store: update %s: %w", r.Key, err)
+	}
+	r.ETag = string(resp.ETag)
+	return nil
+}
+
+// Delete removes a replica row (operator clean-up); a missing row is not an error.
+func (t *Tables) Delete(ctx context.Context, k replication.Key) error {
+	ctx, cancel := t.deadline(ctx)
+	defer cancel()
+	_, err := t.client.DeleteEntity(ctx, PartitionKey(k.Kind, k.SourceID), k.Target, nil)
+	if err != nil && statusOf(err) != http.StatusNotFound {
+		return fmt.Errorf("store: delete %s: %w", k, err)
+	}
+	return nil
+}
+
+// List returns up to limit replicas matching f. The continuation token is opaque.
+func (t *Tables) List(ctx context.Context, f replication.Filter, next string, limit int) (replication.Page, error) {
+	ctx, cancel := t.deadline(ctx)
+	defer cancel()
+	if limit <= 0 || limit > 1000 {
+		limit = 1000
+	}
+	opts := &aztables.ListEntitiesOptions{Top: to32(limit)}
+	if q := filterOf(f); q != "" {
+		opts.Filter = &q
+	}
+	if next != "" {
+		pk, rk, err := decodeToken(next)
+		if err != nil {
+			return replication.Page{}, err
+		}
+		opts.NextPartitionKey, opts.NextRowKey = &pk, &rk
+	}
+	pager := t.client.NewListEntitiesPager(opts)
+	var page replication.Page
+	// A service page may hold fewer than Top rows (or none) with a continuation: keep reading
+	// until the page is full or the listing ends.
+	for pager.More() && len(page.Replicas) < limit {
+		resp, err := pager.NextPage(ctx)
+		if err != nil {
+			return replication.Page{}, fmt.Errorf("store: list: %w", err)
+		}
+		for _, v := range resp.Entities {
+			r, err := fromJSON(v, "")
+			if err != nil {
+				return replication.Page{}, err
+			}
+			page.Replicas = append(page.Replicas, *r)
+		}
+		page.Next = ""
+		if resp.NextPartitionKey != nil && *resp.NextPartitionKey != "" {
+			page.Next = encodeToken(*resp.NextPartitionKey, deref(resp.NextRowKey))
+		}
+		if page.Next == "" {
+			break
+		}
+		if len(page.Replicas) >= limit {
+			break
+		}
+		// Ask for only what is still missing, from the continuation.
+		pk, rk := *resp.NextPartitionKey, deref(resp.NextRowKey)
+		opts.NextPartitionKey, opts.NextRowKey = &pk, &rk
+		opts.Top = to32(limit - len(page.Replicas))
+		pager = t.client.NewListEntitiesPager(opts)
+	}
+	return page, nil
+}
+
+func to32(n int) *int32 { v := int32(n); return &v }
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+// filterOf builds the OData filter. Replica rows are told from other rows by their Status.
+func filterOf(f replication.Filter) string {
+	var parts []string
+	if f.Kind != "" && f.SourceID != "" {
+		parts = append(parts, "PartitionKey eq "+quote(PartitionKey(f.Kind, f.SourceID)))
+	} else if f.Kind != "" {
+		parts = append(parts, "Kind eq "+quote(string(f.Kind)))
+	}
+	if f.Target != "" {
+		parts = append(parts, "RowKey eq "+quote(f.Target))
+	}
+	statuses := f.Status
+	if len(statuses) == 0 {
+		statuses = replication.Statuses
+	}
+	var or []string
+	for _, s := range statuses {
+		or = append(or, "Status eq "+quote(string(s)))
+	}
+	parts = append(parts, "("+strings.Join(or, " or ")+")")
+	return strings.Join(parts, " and ")
+}
+
+func quote(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+
+func encodeToken(pk, rk string) string {
+	b, _ := json.Marshal([2]string{pk, rk})
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func decodeToken(tok string) (string, string, error) {
+	b, err := base64.RawURLEncoding.DecodeString(tok)
+	var v [2]string
+	if err == nil {
+		err = json.Unmarshal(b, &v)
+	}
+	if err != nil {
+		return "", "", &InvalidTokenError{}
+	}
+	return v[0], v[1], nil
+}
+
+// InvalidTokenError is a continuation token that this store did not issue.
+type InvalidTokenError struct{}
+
+func (*InvalidTokenError) Error() string { return "the continuation token is not valid" }
