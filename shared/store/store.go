@@ -96,7 +96,9 @@ func statusOf(err error) int {
 }
 
 // PartitionKey is the partition of a replica's row.
-func PartitionKey(kind replication.Kind, sourceID string) string { return string(kind) + ":" + sourceID }
+func PartitionKey(kind replication.Kind, sourceID string) string {
+	return string(kind) + ":" + sourceID
+}
 
 const timeType = "Edm.DateTime"
 
