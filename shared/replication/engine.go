@@ -234,6 +234,9 @@ func (e *Engine) authorize(ctx context.Context, r *Replica) error {
 	if err != nil {
 		return e.recordFailure(ctx, r, err)
 	}
+	if auth.TargetID != "" { // v2.1 targets pick the id themselves
+		r.TargetID = auth.TargetID
+	}
 	msg := &CopyMessage{Kind: r.Kind, SourceID: r.SourceID, Target: r.Target, TargetID: r.TargetID,
 		Attempt: r.Attempt, ExpiresAt: auth.ExpiresAt, Authorization: auth.Body}
 	if err := e.Queue.SendCopy(ctx, msg); err != nil {
@@ -482,7 +485,7 @@ func replicaAttrs(r *Replica) []any {
 	attrs := []any{"kind", string(r.Kind), "sourceId", r.SourceID, "target", r.Target, "targetId", r.TargetID,
 		"status", string(r.Status), "attempt", r.Attempt}
 	if r.OperationURL != "" {
-		attrs = append(attrs, "operation", operationID(r.OperationURL))
+		attrs = append(attrs, "operation", OperationID(r.OperationURL))
 	}
 	if r.ErrorCode != "" {
 		attrs = append(attrs, "errorCode", r.ErrorCode, "error", r.ErrorMessage)

@@ -221,8 +221,8 @@ func (e *Engine) transient(ctx context.Context, r *Replica, err error) error {
 	return e.save(ctx, r)
 }
 
-// operationID is the last path segment of an operation URL, for logs.
-func operationID(opURL string) string {
+// OperationID is the last path segment of an operation URL, for logs.
+func OperationID(opURL string) string {
 	u, err := url.Parse(opURL)
 	if err != nil {
 		return ""

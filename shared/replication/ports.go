@@ -2,6 +2,7 @@ package replication
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -13,6 +14,9 @@ var ErrNotFound = errors.New("replica not found")
 // ErrConflict is returned by a Store when a create finds the row already there, or an update's
 // ETag is stale: another instance moved the replica first.
 var ErrConflict = errors.New("replica changed concurrently")
+
+// ErrInvalidToken is a continuation token the store did not issue.
+var ErrInvalidToken = errors.New("the continuation token is not valid")
 
 // Filter selects replicas in a listing. Zero fields match everything.
 type Filter struct {
@@ -42,13 +46,13 @@ type Store interface {
 // CopyMessage is the work item on the queue: start one copy with one authorization. It is the only
 // place the authorization (and its access token) is kept.
 type CopyMessage struct {
-	Kind          Kind      `json:"kind"`
-	SourceID      string    `json:"sourceId"`
-	Target        string    `json:"target"`
-	TargetID      string    `json:"targetId"`
-	Attempt       int       `json:"attempt"`
-	ExpiresAt     time.Time `json:"expiresAt"`
-	Authorization []byte    `json:"authorization"` // the exact body authorizeCopy produced, echoed to copyTo
+	Kind          Kind            `json:"kind"`
+	SourceID      string          `json:"sourceId"`
+	Target        string          `json:"target"`
+	TargetID      string          `json:"targetId"`
+	Attempt       int             `json:"attempt"`
+	ExpiresAt     time.Time       `json:"expiresAt"`
+	Authorization json.RawMessage `json:"authorization"` // the exact body authorizeCopy produced, echoed to copyTo
 }
 
 // Key is the replica the message belongs to.

@@ -365,12 +365,7 @@ func decodeToken(tok string) (string, string, error) {
 		err = json.Unmarshal(b, &v)
 	}
 	if err != nil {
-		return "", "", &InvalidTokenError{}
+		return "", "", replication.ErrInvalidToken
 	}
 	return v[0], v[1], nil
 }
-
-// InvalidTokenError is a continuation token that this store did not issue.
-type InvalidTokenError struct{}
-
-func (*InvalidTokenError) Error() string { return "the continuation token is not valid" }
