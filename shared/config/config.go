@@ -1,0 +1,211 @@
+// Package config reads and validates dimirror's settings.
+//
+// Settings come from the environment (app settings under the Functions host) or, for the
+// CLI, from a local.settings.json file. Validation reports every bad setting in one error,
+// each with its fix, and never includes a secret value.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"reflect"
+	"strings"
+	"time"
+
+	"github.com/kelseyhightower/envconfig"
+
+	"github.com/dimirror/dimirror/shared/docintel"
+)
+
+// Config is the validated configuration.
+type Config struct {
+	Source  Source
+	Targets []Target
+	// APIVersion is DIMIRROR_API_VERSION, the default for the source and every target.
+	APIVersion docintel.APIVersion
+
+	ServiceBus ServiceBus
+	// Queue is the Service Bus queue that carries copy requests.
+	Queue string
+	Table Table
+
+	// Listen is the standalone server's address.
+	Listen string
+	// APIKey protects the standalone server; required only there (see ValidateStandalone).
+	APIKey string
+	// HandlerPort is the port the Functions host told the custom handler to listen on
+	// (127.0.0.1 only); 0 outside the host.
+	HandlerPort int
+
+	// MaxAttempts bounds the tries of one copy before it is given up.
+	MaxAttempts int
+	// RetryBase and RetryMax bound the exponential back-off between tries.
+	RetryBase, RetryMax time.Duration
+	// CallTimeout is the deadline of each call to a Document Intelligence resource.
+	CallTimeout time.Duration
+	// AuthMargin: a copy authorization closer than this to expiry is renewed before copyTo.
+	AuthMargin time.Duration
+	LogLevel   slog.Level
+
+	// Replace overwrites target models that already exist; Prune deletes target models
+	// that no longer exist on the source.
+	Replace, Prune bool
+	// Include and Exclude are path.Match globs over model and classifier IDs.
+	Include, Exclude []string
+
+	// Schedules are six-field NCRONTAB expressions (seconds first); see ParseSchedule.
+	WatchSchedule, SweepSchedule, PollSchedule string
+}
+
+// Source is the resource models are copied from.
+type Source struct {
+	Endpoint string
+	// Key is the resource key; empty means Microsoft Entra ID (DefaultAzureCredential).
+	Key        string
+	APIVersion docintel.APIVersion
+}
+
+// Target is a resource models are copied to.
+type Target struct {
+	Name     string
+	Endpoint string
+	// Key is the resource key; empty means Microsoft Entra ID (DefaultAzureCredential).
+	Key        string
+	APIVersion docintel.APIVersion
+	// ResourceID and Region (lowercase ARM location) go into the v2.1 copy request body.
+	ResourceID string
+	Region     string
+	// Degrade sends x-ms-forms-copy-degrade: true on copyTo into this target, needed when
+	// copying from a customer-managed-key resource into one without.
+	Degrade bool
+}
+
+// ServiceBus holds exactly one of a connection string or a namespace (managed identity).
+type ServiceBus struct {
+	ConnectionString string
+	// Namespace is the fully qualified namespace, e.g. myns.servicebus.windows.net.
+	Namespace string
+}
+
+// Table holds exactly one of a connection string or a service URI (managed identity), and
+// the table name.
+type Table struct {
+	ConnectionString string
+	ServiceURI       string
+	Name             string
+}
+
+// Target returns the target called name.
+func (c *Config) Target(name string) (Target, bool) {
+	for _, t := range c.Targets {
+		if t.Name == name {
+			return t, true
+		}
+	}
+	return Target{}, false
+}
+
+// settings is the raw, string-typed view of every setting; strings so that validation can
+// report every bad value at once instead of envconfig stopping at the first. The envconfig
+// tag is each setting's exact name. envconfig upper-cases names, which would miss the
+// case-sensitive Functions connection settings on Linux, so those are ignored by envconfig
+// and read with their exact name (readExact).
+type settings struct {
+	SourceEndpoint   string `envconfig:"DIMIRROR_SOURCE_ENDPOINT"`
+	SourceKey        string `envconfig:"DIMIRROR_SOURCE_KEY"`
+	SourceAPIVersion string `envconfig:"DIMIRROR_SOURCE_API_VERSION"`
+	Targets          string `envconfig:"DIMIRROR_TARGETS"`
+	TargetKeys       string `envconfig:"DIMIRROR_TARGET_KEYS"`
+	APIVersion       string `envconfig:"DIMIRROR_API_VERSION" default:"2024-11-30"`
+
+	ServiceBusConnection string `envconfig:"ServiceBusConnection" ignored:"true"`
+	ServiceBusNamespace  string `envconfig:"ServiceBusConnection__fullyQualifiedNamespace" ignored:"true"`
+	Queue                string `envconfig:"DIMIRROR_QUEUE" default:"copy-requests"`
+	TableConnection      string `envconfig:"TableConnection" ignored:"true"`
+	TableServiceURI      string `envconfig:"TableConnection__tableServiceUri" ignored:"true"`
+	Table                string `envconfig:"DIMIRROR_TABLE" default:"replicas"`
+
+	Listen      string `envconfig:"DIMIRROR_LISTEN" default:"127.0.0.1:7071"`
+	APIKey      string `envconfig:"DIMIRROR_API_KEY"`
+	HandlerPort string `envconfig:"FUNCTIONS_CUSTOMHANDLER_PORT"`
+	LegacyPort  string `envconfig:"FUNCTIONS_HTTPWORKER_PORT"`
+
+	MaxAttempts string `envconfig:"DIMIRROR_MAX_ATTEMPTS" default:"6"`
+	RetryBase   string `envconfig:"DIMIRROR_RETRY_BASE" default:"30s"`
+	RetryMax    string `envconfig:"DIMIRROR_RETRY_MAX" default:"30m"`
+	CallTimeout string `envconfig:"DIMIRROR_CALL_TIMEOUT" default:"30s"`
+	AuthMargin  string `envconfig:"DIMIRROR_AUTH_MARGIN" default:"5m"`
+	LogLevel    string `envconfig:"DIMIRROR_LOG_LEVEL" default:"info"`
+
+	Replace       string `envconfig:"DIMIRROR_REPLACE" default:"false"`
+	Prune         string `envconfig:"DIMIRROR_PRUNE" default:"false"`
+	Include       string `envconfig:"DIMIRROR_INCLUDE"`
+	Exclude       string `envconfig:"DIMIRROR_EXCLUDE"`
+	WatchSchedule string `envconfig:"DIMIRROR_WATCH_SCHEDULE" default:"*/30 * * * * *"`
+	SweepSchedule string `envconfig:"DIMIRROR_SWEEP_SCHEDULE" default:"0 0 * * * *"`
+	PollSchedule  string `envconfig:"DIMIRROR_POLL_SCHEDULE" default:"*/5 * * * * *"`
+}
+
+// Names returns the name of every setting the package reads, in a stable order.
+func Names() []string {
+	t := reflect.TypeFor[settings]()
+	names := make([]string, 0, t.NumField())
+	for i := range t.NumField() {
+		names = append(names, t.Field(i).Tag.Get("envconfig"))
+	}
+	return names
+}
+
+// Load reads the settings from the process environment and validates them.
+func Load() (*Config, error) {
+	var s settings
+	if err := envconfig.Process("", &s); err != nil {
+		return nil, fmt.Errorf("config: reading the environment: %w", err)
+	}
+	readExact(&s, os.LookupEnv, true)
+	return s.validate()
+}
+
+// LoadFrom reads the settings through lookup (for example a settings file's values) and
+// validates them. It never touches the process environment.
+func LoadFrom(lookup func(name string) (string, bool)) (*Config, error) {
+	if lookup == nil {
+		return nil, errors.New("config: nil lookup function")
+	}
+	var s settings
+	readExact(&s, lookup, false)
+	return s.validate()
+}
+
+// readExact sets the fields of s from lookup by their exact names: only the fields envconfig
+// ignores when onlyIgnored, else all of them.
+func readExact(s *settings, lookup func(string) (string, bool), onlyIgnored bool) {
+	v := reflect.ValueOf(s).Elem()
+	t := v.Type()
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if onlyIgnored && f.Tag.Get("ignored") != "true" {
+			continue
+		}
+		if val, ok := lookup(f.Tag.Get("envconfig")); ok {
+			v.Field(i).SetString(val)
+		}
+	}
+}
+
+// normalize trims every value and applies defaults to unset and empty settings alike, so
+// an app setting left blank by a template means "default" in both Load and LoadFrom.
+func (s *settings) normalize() {
+	v := reflect.ValueOf(s).Elem()
+	t := v.Type()
+	for i := range t.NumField() {
+		f := v.Field(i)
+		val := strings.TrimSpace(f.String())
+		if val == "" {
+			val = t.Field(i).Tag.Get("default")
+		}
+		f.SetString(val)
+	}
+}
