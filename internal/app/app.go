@@ -1,0 +1,201 @@
+// Package app assembles dimirror from its settings: the Document Intelligence clients, the
+// replica table, the Service Bus sender, the domain engine and the handlers; and it runs them in
+// either hosting (serve: Functions custom handler; run: standalone).
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"sort"
+	"sync"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
+	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
+
+	"github.com/dimirror/dimirror/handlers"
+	"github.com/dimirror/dimirror/shared/config"
+	"github.com/dimirror/dimirror/shared/docintel"
+	"github.com/dimirror/dimirror/shared/queue"
+	"github.com/dimirror/dimirror/shared/replication"
+	"github.com/dimirror/dimirror/shared/resources"
+	"github.com/dimirror/dimirror/shared/store"
+)
+
+// App is a configured dimirror.
+type App struct {
+	Config   *config.Config
+	Log      *slog.Logger
+	Engine   *replication.Engine
+	Handlers *handlers.App
+	Table    *store.Tables
+	Source   *docintel.Client
+	Targets  map[string]*docintel.Client
+
+	bus    *azservicebus.Client
+	sender *queue.Sender
+}
+
+// credentials creates DefaultAzureCredential once, only if some connection needs it.
+type credentials struct {
+	once sync.Once
+	cred azcore.TokenCredential
+	err  error
+}
+
+func (c *credentials) get() (azcore.TokenCredential, error) {
+	c.once.Do(func() {
+		cred, err := azidentity.NewDefaultAzureCredential(nil)
+		if err != nil {
+			c.err = fmt.Errorf("no Entra ID credential (set keys or connection strings, or sign in / use a managed identity): %w", err)
+			return
+		}
+		c.cred = cred
+	})
+	return c.cred, c.err
+}
+
+// Options tune New for tests and tools.
+type Options struct {
+	// Credential replaces DefaultAzureCredential (tests use a fake).
+	Credential azcore.TokenCredential
+	// NoQueue skips the Service Bus client (CLI commands that only read).
+	NoQueue bool
+}
+
+// New connects everything cfg names.
+func New(ctx context.Context, cfg *config.Config, log *slog.Logger, o Options) (*App, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	creds := &credentials{}
+	if o.Credential != nil {
+		creds.once.Do(func() { creds.cred = o.Credential })
+	}
+	a := &App{Config: cfg, Log: log, Targets: map[string]*docintel.Client{}}
+
+	client := func(endpoint, key string, v docintel.APIVersion, extra docintel.Options) (*docintel.Client, error) {
+		opts := extra
+		opts.APIVersion, opts.CallTimeout, opts.Logger = v, cfg.CallTimeout, log
+		if key != "" {
+			opts.Key = key
+		} else {
+			cred, err := creds.get()
+			if err != nil {
+				return nil, err
+			}
+			opts.Credential = cred
+		}
+		return docintel.New(endpoint, opts)
+	}
+	var err error
+	if a.Source, err = client(cfg.Source.Endpoint, cfg.Source.Key, cfg.Source.APIVersion, docintel.Options{}); err != nil {
+		return nil, fmt.Errorf("source: %w", err)
+	}
+	targets := map[string]replication.Resource{}
+	copySources := map[string]replication.Resource{}
+	var degradeSource *docintel.Client
+	for _, t := range cfg.Targets {
+		c, err := client(t.Endpoint, t.Key, t.APIVersion, docintel.Options{ResourceID: t.ResourceID, Region: t.Region})
+		if err != nil {
+			return nil, fmt.Errorf("target %s: %w", t.Name, err)
+		}
+		a.Targets[t.Name] = c
+		targets[t.Name] = resources.New(c)
+		if t.Degrade {
+			if degradeSource == nil {
+				if degradeSource, err = client(cfg.Source.Endpoint, cfg.Source.Key, cfg.Source.APIVersion, docintel.Options{Degrade: true}); err != nil {
+					return nil, fmt.Errorf("source: %w", err)
+				}
+			}
+			copySources[t.Name] = resources.New(degradeSource)
+		}
+	}
+
+	tableOpts := store.Options{ConnectionString: cfg.Table.ConnectionString, ServiceURL: cfg.Table.ServiceURI,
+		Table: cfg.Table.Name, CallTimeout: cfg.CallTimeout}
+	if tableOpts.ConnectionString == "" {
+		if tableOpts.Credential, err = creds.get(); err != nil {
+			return nil, fmt.Errorf("table: %w", err)
+		}
+	}
+	if a.Table, err = store.Open(ctx, tableOpts); err != nil {
+		return nil, err
+	}
+
+	var q replication.Queue = noQueue{}
+	if !o.NoQueue {
+		var cred azcore.TokenCredential
+		if cfg.ServiceBus.ConnectionString == "" {
+			if cred, err = creds.get(); err != nil {
+				return nil, fmt.Errorf("service bus: %w", err)
+			}
+		}
+		if a.bus, err = queue.NewClient(cfg.ServiceBus.ConnectionString, cfg.ServiceBus.Namespace, cred); err != nil {
+			return nil, err
+		}
+		if a.sender, err = queue.NewSender(a.bus, cfg.Queue, cfg.CallTimeout); err != nil {
+			return nil, err
+		}
+		q = a.sender
+	}
+
+	a.Engine = &replication.Engine{
+		Source:      resources.New(a.Source),
+		SourceName:  hostOf(cfg.Source.Endpoint),
+		Targets:     targets,
+		CopySources: copySources,
+		Store:       a.Table,
+		Queue:       q,
+		Policy: replication.Policy{
+			MaxAttempts: cfg.MaxAttempts,
+			RetryBase:   cfg.RetryBase,
+			RetryMax:    cfg.RetryMax,
+			AuthMargin:  cfg.AuthMargin,
+			Replace:     cfg.Replace,
+		},
+		Log: log,
+	}
+	a.Handlers = &handlers.App{Engine: a.Engine, Log: log}
+	return a, nil
+}
+
+// TargetNames lists the configured targets, sorted.
+func (a *App) TargetNames() []string {
+	names := make([]string, 0, len(a.Targets))
+	for n := range a.Targets {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Close releases the Service Bus connection.
+func (a *App) Close(ctx context.Context) error {
+	var errs []error
+	if a.sender != nil {
+		errs = append(errs, a.sender.Close(ctx))
+	}
+	if a.bus != nil {
+		errs = append(errs, a.bus.Close(ctx))
+	}
+	return errors.Join(errs...)
+}
+
+func hostOf(endpoint string) string {
+	u, err := url.Parse(endpoint)
+	if err != nil || u.Host == "" {
+		return endpoint
+	}
+	return u.Host
+}
+
+// noQueue is the queue of a read-only App: sending is a bug.
+type noQueue struct{}
+
+func (noQueue) SendCopy(context.Context, *replication.CopyMessage) error {
+	return errors.New("this command was started without a Service Bus connection")
+}

@@ -1,0 +1,219 @@
+// Package resources adapts shared/docintel clients to the domain's replication.Resource: it maps
+// the client's typed errors onto the domain's error classes and finds copies again in a source's
+// operation list.
+package resources
+
+import (
+	"context"
+	"errors"
+	"net/url"
+	"strings"
+
+	"github.com/dimirror/dimirror/shared/docintel"
+	"github.com/dimirror/dimirror/shared/replication"
+)
+
+// Resource is one Document Intelligence resource as the pipeline uses it.
+type Resource struct {
+	Client *docintel.Client
+	// ScanLimit bounds how many operations FindCopyOperation reads (newest first); the service
+	// keeps about a day of them. Default 2000.
+	ScanLimit int
+}
+
+// New wraps a client.
+func New(c *docintel.Client) *Resource { return &Resource{Client: c} }
+
+var _ replication.Resource = (*Resource)(nil)
+
+func kindOf(k replication.Kind) docintel.Kind {
+	if k == replication.KindClassifier {
+		return docintel.KindClassifier
+	}
+	return docintel.KindModel
+}
+
+// AuthorizeCopy asks this (target) resource for a copy authorization.
+func (r *Resource) AuthorizeCopy(ctx context.Context, k replication.Kind, targetID string, tags map[string]string) (replication.Authorization, error) {
+	req := docintel.AuthorizeRequest{TargetID: targetID}
+	if k == replication.KindModel { // classifiers do not keep tags
+		req.Tags = tags
+	}
+	a, err := r.Client.AuthorizeCopy(ctx, kindOf(k), req)
+	if err != nil {
+		return replication.Authorization{}, Classify(err)
+	}
+	return replication.Authorization{TargetID: a.TargetID, ExpiresAt: a.ExpiresAt, Body: a.Body}, nil
+}
+
+// CopyTo starts a copy on this (source) resource.
+func (r *Resource) CopyTo(ctx context.Context, k replication.Kind, sourceID string, body []byte) (string, error) {
+	u, err := r.Client.CopyTo(ctx, kindOf(k), sourceID, &docintel.Authorization{Kind: kindOf(k), Body: body})
+	if err != nil {
+		return "", Classify(err)
+	}
+	return u, nil
+}
+
+// GetOperation polls a copy operation.
+func (r *Resource) GetOperation(ctx context.Context, opURL string) (replication.Operation, error) {
+	op, err := r.Client.GetOperation(ctx, opURL)
+	if err != nil {
+		return replication.Operation{}, Classify(err)
+	}
+	return toOperation(opURL, op), nil
+}
+
+func toOperation(opURL string, op *docintel.Operation) replication.Operation {
+	out := replication.Operation{URL: opURL, Percent: op.PercentCompleted, TargetID: op.TargetID, Created: op.Created}
+	switch {
+	case op.Status.Succeeded():
+		out.Status = replication.OpSucceeded
+	case op.Status == docintel.StatusNotStarted:
+		out.Status = replication.OpNotStarted
+	case op.Status == docintel.StatusRunning:
+		out.Status = replication.OpRunning
+	case op.Status == docintel.StatusCanceled || op.Status == docintel.StatusSkipped:
+		out.Status = replication.OpCanceled
+	default:
+		out.Status = replication.OpFailed
+	}
+	if op.Error != nil {
+		out.Err = classifyOperation(op.Error)
+	}
+	return out
+}
+
+// FindCopyOperation scans this resource's operations, newest first, for a copy into
+// targetLocation that is running or succeeded.
+func (r *Resource) FindCopyOperation(ctx context.Context, k replication.Kind, targetLocation string) (replication.Operation, bool, error) {
+	want := docintel.OperationKindModelCopyTo
+	if k == replication.KindClassifier {
+		want = docintel.OperationKindClassifierCopyTo
+	}
+	limit := r.ScanLimit
+	if limit <= 0 {
+		limit = 2000
+	}
+	n := 0
+	for op, err := range r.Client.Operations(ctx) {
+		if err != nil {
+			if errors.Is(err, docintel.ErrUnsupported) { // v2.1 has no operation list
+				return replication.Operation{}, false, nil
+			}
+			return replication.Operation{}, false, Classify(err)
+		}
+		if n++; n > limit {
+			break
+		}
+		if op.Kind != want || !sameLocation(op.ResourceLocation, targetLocation) {
+			continue
+		}
+		if op.Status == docintel.StatusFailed || op.Status == docintel.StatusCanceled || op.Status == docintel.StatusSkipped {
+			continue
+		}
+		return toOperation(r.Client.OperationURL(op.ID), &op), true, nil
+	}
+	return replication.Operation{}, false, nil
+}
+
+// sameLocation compares two model URLs by host and path, ignoring the query (api-version) and
+// the case of the host.
+func sameLocation(a, b string) bool {
+	ua, err1 := url.Parse(a)
+	ub, err2 := url.Parse(b)
+	if err1 != nil || err2 != nil || a == "" || b == "" {
+		return false
+	}
+	return strings.EqualFold(ua.Host, ub.Host) && strings.EqualFold(strings.TrimSuffix(ua.Path, "/"), strings.TrimSuffix(ub.Path, "/"))
+}
+
+// GetModel reads a model or classifier. A v2.1 model still being created (or invalid) is not
+// there yet.
+func (r *Resource) GetModel(ctx context.Context, k replication.Kind, id string) (replication.Model, error) {
+	m, err := r.Client.GetModel(ctx, kindOf(k), id)
+	if err != nil {
+		return replication.Model{}, Classify(err)
+	}
+	if m.Status != "" && m.Status != docintel.StatusReady {
+		return replication.Model{}, &replication.ServiceError{Class: replication.ClassNotFound, Code: "ModelNotReady",
+			Message: "the model is " + m.Status}
+	}
+	return replication.Model{ID: m.ID, Created: m.Created, Expires: m.Expires, Tags: m.Tags}, nil
+}
+
+// DeleteModel deletes a model or classifier (or frees a reserved id).
+func (r *Resource) DeleteModel(ctx context.Context, k replication.Kind, id string) error {
+	if err := r.Client.DeleteModel(ctx, kindOf(k), id); err != nil {
+		return Classify(err)
+	}
+	return nil
+}
+
+// Location is the model URL copy operations report for id on this resource.
+func (r *Resource) Location(k replication.Kind, id string) string {
+	return r.Client.ResourceLocation(kindOf(k), id)
+}
+
+// Classify maps a client error onto the domain's classes. Errors that are not the service's
+// (network, deadline) are transient.
+func Classify(err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, docintel.ErrInvalidArgument) || errors.Is(err, docintel.ErrUnsupported) {
+		return &replication.ServiceError{Class: replication.ClassPermanent, Code: "InvalidRequest", Message: err.Error()}
+	}
+	var de *docintel.Error
+	if !errors.As(err, &de) {
+		return err // the domain treats it as transient
+	}
+	se := &replication.ServiceError{Code: code(de), Message: message(de), StatusCode: de.StatusCode, RetryAfter: de.RetryAfter}
+	switch {
+	case docintel.IsTransient(err):
+		se.Class = replication.ClassTransient
+	case docintel.IsModelExists(err):
+		se.Class = replication.ClassExists
+	case docintel.IsAuthorizationInvalid(err):
+		se.Class = replication.ClassAuthorization
+	case docintel.IsModelNotReady(err):
+		se.Class = replication.ClassNotReady
+	case docintel.IsQuotaExhausted(err):
+		se.Class = replication.ClassQuota
+	case docintel.IsNotFound(err):
+		se.Class = replication.ClassNotFound
+	default:
+		se.Class = replication.ClassPermanent
+	}
+	return se
+}
+
+// classifyOperation maps a failed operation's error. Unlike an HTTP answer, an operation that
+// failed for a reason the client does not know is worth another attempt (internal errors and
+// timeouts are the common ones); only known-permanent causes end the run.
+func classifyOperation(de *docintel.Error) *replication.ServiceError {
+	se := &replication.ServiceError{Code: code(de), Message: message(de), Class: replication.ClassRetryable}
+	switch {
+	case docintel.IsAuthorizationInvalid(de):
+		se.Class = replication.ClassAuthorization
+	case docintel.IsDowngradeRefused(de), docintel.IsForbidden(de):
+		se.Class = replication.ClassPermanent
+	case docintel.IsQuotaExhausted(de):
+		se.Class = replication.ClassQuota
+	}
+	return se
+}
+
+func code(e *docintel.Error) string {
+	if e.InnerCode != "" {
+		return e.InnerCode
+	}
+	return e.Code
+}
+
+func message(e *docintel.Error) string {
+	if e.InnerCode != "" && e.InnerMessage != "" {
+		return e.InnerMessage
+	}
+	return e.Message
+}
