@@ -25,12 +25,15 @@ const (
 type Engine struct {
 	Source     Resource
 	SourceName string // how tags name the source (its endpoint host)
-	Targets    map[string]Resource
-	Store      Store
-	Queue      Queue
-	Policy     Policy
-	Now        func() time.Time
-	Log        *slog.Logger
+	// CopySources optionally overrides the source client used to copy into a target (the
+	// copy-degrade header is a per-target setting).
+	CopySources map[string]Resource
+	Targets     map[string]Resource
+	Store       Store
+	Queue       Queue
+	Policy      Policy
+	Now         func() time.Time
+	Log         *slog.Logger
 }
 
 func (e *Engine) now() time.Time {
@@ -48,6 +51,13 @@ func (e *Engine) log() *slog.Logger {
 }
 
 func (e *Engine) policy() Policy { return e.Policy.withDefaults() }
+
+func (e *Engine) copySource(target string) Resource {
+	if s, ok := e.CopySources[target]; ok {
+		return s
+	}
+	return e.Source
+}
 
 // TargetNames lists the configured targets, sorted.
 func (e *Engine) TargetNames() []string {
@@ -349,7 +359,7 @@ func (e *Engine) startCopy(ctx context.Context, r *Replica, msg *CopyMessage, de
 			return e.save(ctx, r)
 		}
 	}
-	opURL, err := e.Source.CopyTo(ctx, r.Kind, r.SourceID, msg.Authorization)
+	opURL, err := e.copySource(r.Target).CopyTo(ctx, r.Kind, r.SourceID, msg.Authorization)
 	if err != nil {
 		switch classOf(err) {
 		case ClassTransient:
