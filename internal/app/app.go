@@ -35,8 +35,9 @@ type App struct {
 	Source   *docintel.Client
 	Targets  map[string]*docintel.Client
 
-	bus    *azservicebus.Client
-	sender *queue.Sender
+	bus      *azservicebus.Client
+	sender   *queue.Sender
+	onListen func(addr string)
 }
 
 // credentials creates DefaultAzureCredential once, only if some connection needs it.
@@ -64,6 +65,8 @@ type Options struct {
 	Credential azcore.TokenCredential
 	// NoQueue skips the Service Bus client (CLI commands that only read).
 	NoQueue bool
+	// OnListen, if set, is told the address a hosting listens on once it does.
+	OnListen func(addr string)
 }
 
 // New connects everything cfg names.
@@ -75,7 +78,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, o Options) (
 	if o.Credential != nil {
 		creds.once.Do(func() { creds.cred = o.Credential })
 	}
-	a := &App{Config: cfg, Log: log, Targets: map[string]*docintel.Client{}}
+	a := &App{Config: cfg, Log: log, Targets: map[string]*docintel.Client{}, onListen: o.OnListen}
 
 	client := func(endpoint, key string, v docintel.APIVersion, extra docintel.Options) (*docintel.Client, error) {
 		opts := extra

@@ -26,7 +26,14 @@ func (a *App) Serve(ctx context.Context, port int) error {
 		return err
 	}
 	a.Log.Info("custom handler listening", "addr", ln.Addr().String())
+	a.listening(ln)
 	return serveHTTP(ctx, ln, a.Handlers.CustomHandler(), 0)
+}
+
+func (a *App) listening(ln net.Listener) {
+	if a.onListen != nil {
+		a.onListen(ln.Addr().String())
+	}
 }
 
 // listen names the setting that moves the address when it is taken.
@@ -83,6 +90,7 @@ func (a *App) Run(ctx context.Context) error {
 		return err
 	}
 	a.Log.Info("dimirror running", "listen", ln.Addr().String(), "queue", a.Config.Queue, "targets", a.TargetNames())
+	a.listening(ln)
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return serveHTTP(gctx, ln, a.Handlers.API(a.Config.APIKey), 5*time.Minute) })
 	g.Go(func() error {

@@ -1,0 +1,137 @@
+// Package devstack starts dimirror's local stack in one process: Azurite for Table Storage (a
+// child process), devbus for Service Bus and didev for Document Intelligence (a source and two
+// targets), and produces the settings that point dimirror at them. Integration tests, the local
+// run and the benchmarks stand on it.
+package devstack
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/dimirror/dimirror/emulators/devbus"
+	"github.com/dimirror/dimirror/emulators/didev"
+	"github.com/dimirror/dimirror/internal/testenv"
+	"github.com/dimirror/dimirror/shared/config"
+)
+
+// Key is the Document Intelligence key didev accepts in the stack.
+const Key = "devkey"
+
+// APIKey is the standalone API key the stack's settings carry.
+const APIKey = "local-dev-api-key-0001"
+
+// Options tune the stack.
+type Options struct {
+	// Targets are the target resources' names; default westus2 and eastus.
+	Targets []string
+	// DI is applied to didev's options after the stack's defaults (resources, key, seeds).
+	DI func(*didev.Options)
+	// Queue options; default: copy-requests, max delivery 10, lock 30s.
+	Queue devbus.QueueOptions
+	// Azurite to use; nil = the test binary's shared one.
+	Azurite *testenv.Azurite
+	// Settings override or add settings (e.g. DIMIRROR_POLL_SCHEDULE).
+	Settings map[string]string
+}
+
+// Stack is a running local stack.
+type Stack struct {
+	Azurite  *testenv.Azurite
+	Bus      *devbus.Broker
+	DI       *didev.Server
+	Settings map[string]string
+}
+
+var tableSeq atomic.Int64
+
+// Start starts devbus and didev in process (ctx bounds the start-up only) (and Azurite if none is given) and builds settings
+// for dimirror with a table of its own.
+func Start(ctx context.Context, o Options) (*Stack, error) {
+	if len(o.Targets) == 0 {
+		o.Targets = []string{"westus2", "eastus"}
+	}
+	s := &Stack{Azurite: o.Azurite}
+	if s.Azurite == nil {
+		az, err := testenv.SharedAzurite()
+		if err != nil {
+			return nil, err
+		}
+		s.Azurite = az
+	}
+	q := o.Queue
+	if q.Name == "" {
+		q.Name = "copy-requests"
+	}
+	if q.LockDuration == 0 {
+		q.LockDuration = 30 * time.Second
+	}
+	var err error
+	if s.Bus, err = devbus.Start(ctx, devbus.Options{Listen: "127.0.0.1:0", Queues: []devbus.QueueOptions{q}}); err != nil {
+		return nil, fmt.Errorf("devbus: %w", err)
+	}
+	dio := didev.Options{
+		Resources: []didev.ResourceOptions{{Name: "source", Addr: "127.0.0.1:0", Region: "centralus"}},
+		Key:       Key,
+		Seeds: []didev.Seed{
+			{Resource: "source", Kind: didev.KindModel, ID: "invoice-v1", Description: "Invoices"},
+			{Resource: "source", Kind: didev.KindModel, ID: "receipt-v2", Description: "Receipts"},
+			{Resource: "source", Kind: didev.KindClassifier, ID: "router-v1", Description: "Routes documents"},
+		},
+		CopyDuration:  300 * time.Millisecond,
+		BuildDuration: 300 * time.Millisecond,
+	}
+	for _, t := range o.Targets {
+		dio.Resources = append(dio.Resources, didev.ResourceOptions{Name: t, Addr: "127.0.0.1:0"})
+	}
+	if o.DI != nil {
+		o.DI(&dio)
+	}
+	// didev serves until its context ends: give it the stack's lifetime, not the start-up deadline.
+	if s.DI, err = didev.Start(context.WithoutCancel(ctx), dio); err != nil {
+		s.Bus.Close()
+		return nil, fmt.Errorf("didev: %w", err)
+	}
+	targets, keys := "", ""
+	for i, t := range o.Targets {
+		if i > 0 {
+			targets += ","
+			keys += ","
+		}
+		targets += t + "=" + s.DI.Endpoint(t)
+		keys += t + "=" + Key
+	}
+	s.Settings = map[string]string{
+		"DIMIRROR_SOURCE_ENDPOINT": s.DI.Endpoint("source"),
+		"DIMIRROR_SOURCE_KEY":      Key,
+		"DIMIRROR_TARGETS":         targets,
+		"DIMIRROR_TARGET_KEYS":     keys,
+		"ServiceBusConnection":     s.Bus.ConnectionString(),
+		"DIMIRROR_QUEUE":           q.Name,
+		"TableConnection":          s.Azurite.ConnectionString(),
+		"DIMIRROR_TABLE":           fmt.Sprintf("replicas%d%d", time.Now().UnixNano()%1e6, tableSeq.Add(1)),
+		"DIMIRROR_API_KEY":         APIKey,
+		"DIMIRROR_LISTEN":          "127.0.0.1:0",
+		"DIMIRROR_POLL_SCHEDULE":   "*/1 * * * * *",
+		"DIMIRROR_RETRY_BASE":      "1s",
+		"DIMIRROR_RETRY_MAX":       "4s",
+		"DIMIRROR_CALL_TIMEOUT":    "10s",
+		"DIMIRROR_LOG_LEVEL":       "debug",
+	}
+	for k, v := range o.Settings {
+		s.Settings[k] = v
+	}
+	return s, nil
+}
+
+// Config validates the stack's settings as dimirror would read them.
+func (s *Stack) Config() (*config.Config, error) {
+	return config.LoadFrom(func(k string) (string, bool) { v, ok := s.Settings[k]; return v, ok })
+}
+
+// Close stops devbus and didev (Azurite belongs to whoever started it).
+func (s *Stack) Close() error {
+	return errors.Join(s.DI.Close(), s.Bus.Close())
+}
