@@ -5,112 +5,95 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/signal"
+	"sort"
+	"strings"
 	"syscall"
-
-	"github.com/dimirror/dimirror/internal/app"
-	"github.com/dimirror/dimirror/shared/config"
 )
 
 // version is stamped by the build (-X main.version=...).
 var version = "dev"
 
-// Exit codes.
+// Exit codes, documented in the usage text.
 const (
 	exitOK       = 0
 	exitFailure  = 1
 	exitUsage    = 2
+	exitDrift    = 3 // reconcile --dry-run: targets differ from the source
 	exitSettings = 4
 )
 
-const usage = `dimirror keeps Document Intelligence custom models and classifiers mirrored
+// command is one subcommand; each lives in its own file and registers itself in init.
+type command struct {
+	name    string
+	summary string
+	run     func(ctx context.Context, args []string, stdout, stderr io.Writer) int
+}
+
+var commands = map[string]command{}
+
+func register(c command) { commands[c.name] = c }
+
+func usage() string {
+	var b strings.Builder
+	b.WriteString(`dimirror keeps Document Intelligence custom models and classifiers mirrored
 from a source resource into target resources in other regions.
 
 Usage:
   dimirror <command> [flags]
 
 Commands:
-  serve      run as the Azure Functions custom handler (the host starts this)
-  run        run the functions standalone: HTTP API, queue receiver and timers
-  version    print the version
-
+`)
+	names := make([]string, 0, len(commands))
+	for n := range commands {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(&b, "  %-10s %s\n", n, commands[n].summary)
+	}
+	b.WriteString(`
+Run 'dimirror <command> --help' for a command's flags and examples.
 Settings come from the environment (see local.settings.sample.json).
 
-Exit codes: 0 ok, 1 failure, 2 usage error, 4 invalid settings.
-`
+Exit codes: 0 ok, 1 failure, 2 usage error, 3 drift (reconcile --dry-run), 4 invalid settings.
+`)
+	return b.String()
+}
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
 }
 
-func run(args []string, stdout, stderr io.Writer) int {
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
+		fmt.Fprint(stderr, usage())
 		return exitUsage
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	switch args[0] {
-	case "serve":
-		return host(ctx, args[1:], stderr, "serve")
-	case "run":
-		return host(ctx, args[1:], stderr, "run")
-	case "version", "--version":
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage())
+		return exitOK
+	case "--version":
+		args = []string{"version"}
+	}
+	c, ok := commands[args[0]]
+	if !ok {
+		fmt.Fprintf(stderr, "dimirror: unknown command %q\n\n%s", args[0], usage())
+		return exitUsage
+	}
+	return c.run(ctx, args[1:], stdout, stderr)
+}
+
+func init() {
+	register(command{name: "version", summary: "print the version", run: func(_ context.Context, _ []string, stdout, _ io.Writer) int {
 		fmt.Fprintln(stdout, "dimirror", version)
 		return exitOK
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
-		return exitOK
-	}
-	fmt.Fprintf(stderr, "dimirror: unknown command %q\n\n%s", args[0], usage)
-	return exitUsage
-}
-
-func newLogger(w io.Writer, level slog.Level) *slog.Logger {
-	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level}))
-}
-
-// host runs one of the two hostings.
-func host(ctx context.Context, args []string, stderr io.Writer, mode string) int {
-	fs := flag.NewFlagSet("dimirror "+mode, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	if err := fs.Parse(args); err != nil {
-		return exitUsage
-	}
-	cfg, err := config.Load()
-	if err == nil && mode == "run" {
-		err = cfg.ValidateStandalone()
-	}
-	if err == nil && mode == "serve" {
-		err = cfg.ValidateServe()
-	}
-	if err != nil {
-		fmt.Fprintf(stderr, "dimirror %s: %v\n", mode, err)
-		return exitSettings
-	}
-	log := newLogger(stderr, cfg.LogLevel).With("app", "dimirror", "mode", mode, "version", version)
-	log.Info("starting", "settings", cfg)
-	a, err := app.New(ctx, cfg, log, app.Options{})
-	if err != nil {
-		log.Error("start-up failed", "err", err.Error())
-		return exitFailure
-	}
-	defer a.Close(context.Background())
-	if mode == "serve" {
-		err = a.Serve(ctx, cfg.HandlerPort)
-	} else {
-		err = a.Run(ctx)
-	}
-	if err != nil && !errors.Is(err, context.Canceled) {
-		log.Error("stopped", "err", err.Error())
-		return exitFailure
-	}
-	log.Info("stopped")
-	return exitOK
+	}})
 }
