@@ -9,7 +9,7 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 LDFLAGS   := -s -w -X main.version=$(VERSION)
 GOTEST_TIMEOUT ?= 8m
 
-.PHONY: all build test vet fmt-check fmt deps go-deps node-deps clean
+.PHONY: all build test vet fmt-check fmt deps go-deps node-deps clean package deploy
 
 all: build
 
@@ -45,3 +45,27 @@ test: deps vet fmt-check
 
 clean:
 	rm -rf $(BIN) dist
+
+# The zip-deploy package for Azure Functions (Flex Consumption, Linux): the linux/amd64 binary at
+# bin/dimirror (host.json's defaultExecutablePath), host.json and every function folder at the app
+# root. Written to dist/dimirror.zip; see docs/DEPLOY.md.
+PACKAGE_ZIP := dist/dimirror.zip
+
+package: go-deps
+	@mkdir -p $(BIN)
+	CGO_ENABLED=0 GOOS=linux GOARCH=amd64 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/dimirror ./cmd/dimirror
+	$(GO) run ./infra/cmd/pack -root . -binary $(BIN)/dimirror -out $(PACKAGE_ZIP)
+
+# Zip-deploys the package to an existing Function App (created by infra/, e.g. with azd up):
+#   make deploy FUNCTION_APP=<app name> RESOURCE_GROUP=<resource group>
+# Both default to the deployment's outputs FUNCTION_APP_NAME and AZURE_RESOURCE_GROUP, which azd
+# puts in the environment of its hooks.
+FUNCTION_APP   ?= $(FUNCTION_APP_NAME)
+RESOURCE_GROUP ?= $(AZURE_RESOURCE_GROUP)
+
+deploy:
+	@command -v az >/dev/null 2>&1 || { echo "deploy: the Azure CLI (az) is not installed; see https://learn.microsoft.com/cli/azure/install-azure-cli, then run az login" >&2; exit 1; }
+	@test -n "$(FUNCTION_APP)" || { echo "deploy: FUNCTION_APP is not set: make deploy FUNCTION_APP=<function app name> RESOURCE_GROUP=<resource group> (the deployment's FUNCTION_APP_NAME output)" >&2; exit 1; }
+	@test -n "$(RESOURCE_GROUP)" || { echo "deploy: RESOURCE_GROUP is not set: make deploy FUNCTION_APP=$(FUNCTION_APP) RESOURCE_GROUP=<resource group>" >&2; exit 1; }
+	$(MAKE) package
+	az functionapp deployment source config-zip --resource-group "$(RESOURCE_GROUP)" --name "$(FUNCTION_APP)" --src $(PACKAGE_ZIP)
