@@ -433,12 +433,7 @@ func (e *Engine) recordFailure(ctx context.Context, r *Replica, err error) error
 	p := e.policy()
 	switch classOf(err) {
 	case ClassTransient:
-		wait := p.TransientDelay
-		var se *ServiceError
-		if errors.As(err, &se) && se.RetryAfter > wait {
-			wait = se.RetryAfter
-		}
-		r.NextAttemptAt = e.now().Add(wait)
+		r.NextAttemptAt = e.now().Add(e.transientWait(err))
 	case ClassQuota:
 		r.Status = StatusPending
 		r.NextAttemptAt = e.now().Add(p.QuotaWait)
@@ -451,6 +446,16 @@ func (e *Engine) recordFailure(ctx context.Context, r *Replica, err error) error
 		e.log().WarnContext(ctx, "replica failed", replicaAttrs(r)...)
 	}
 	return e.save(ctx, r)
+}
+
+// transientWait is how long to wait after a transient failure: the service's Retry-After when
+// it gave one, else Policy.TransientDelay.
+func (e *Engine) transientWait(err error) time.Duration {
+	var se *ServiceError
+	if errors.As(err, &se) && se.RetryAfter > 0 {
+		return se.RetryAfter
+	}
+	return e.policy().TransientDelay
 }
 
 func (e *Engine) fail(ctx context.Context, r *Replica, code, msg string) error {

@@ -8,8 +8,9 @@ type Policy struct {
 	MaxAttempts int
 	// RetryBase and RetryMax bound the exponential backoff between attempts.
 	RetryBase, RetryMax time.Duration
-	// TransientDelay is how long a step waits after a throttled or unavailable service (when the
-	// service named no Retry-After); transient errors do not use up attempts.
+	// TransientDelay is how long a step waits after a throttled or unavailable service when the
+	// service named no Retry-After (when it did, that is the wait); transient errors do not use
+	// up attempts.
 	TransientDelay time.Duration
 	// QuotaWait is how long a replica for a target at its model limit waits before trying again.
 	QuotaWait time.Duration
@@ -31,7 +32,7 @@ func DefaultPolicy() Policy {
 		MaxAttempts:    6,
 		RetryBase:      30 * time.Second,
 		RetryMax:       30 * time.Minute,
-		TransientDelay: 10 * time.Second,
+		TransientDelay: 5 * time.Second,
 		QuotaWait:      30 * time.Minute,
 		AuthMargin:     5 * time.Minute,
 		Lease:          2 * time.Minute,

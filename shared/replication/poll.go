@@ -212,12 +212,7 @@ func (e *Engine) transient(ctx context.Context, r *Replica, err error) error {
 	if classOf(err) != ClassTransient {
 		return e.recordFailure(ctx, r, err)
 	}
-	wait := e.policy().TransientDelay
-	var se *ServiceError
-	if errors.As(err, &se) && se.RetryAfter > wait {
-		wait = se.RetryAfter
-	}
-	r.NextAttemptAt = e.now().Add(wait)
+	r.NextAttemptAt = e.now().Add(e.transientWait(err))
 	return e.save(ctx, r)
 }
 
