@@ -69,3 +69,19 @@ deploy:
 	@test -n "$(RESOURCE_GROUP)" || { echo "deploy: RESOURCE_GROUP is not set: make deploy FUNCTION_APP=$(FUNCTION_APP) RESOURCE_GROUP=<resource group>" >&2; exit 1; }
 	$(MAKE) package
 	az functionapp deployment source config-zip --resource-group "$(RESOURCE_GROUP)" --name "$(FUNCTION_APP)" --src $(PACKAGE_ZIP)
+
+# The local stack (README, "Run it"): Azurite (Table Storage), devbus (Service Bus), didev (a
+# source and two targets) and `dimirror run`, all on loopback, state in .local/ (kept across
+# restarts). Ctrl-C stops everything it started. Ports move with DEV_TABLES_PORT, DEV_BUS_PORT,
+# DEV_SOURCE_PORT, DEV_WESTUS2_PORT, DEV_EASTUS_PORT and DEV_API_PORT (0 picks a free port):
+#   make run DEV_API_PORT=8080
+.PHONY: run demo
+
+run: build node-deps
+	@$(BIN)/devup run
+
+# The same, unattended, on fresh data in .local/demo: requests a replication, trains a new model
+# on the source, waits until every replica has succeeded, prints the table and the figures and
+# stops; the exit status is 0 only if everything converged.
+demo: build node-deps
+	@$(BIN)/devup demo

@@ -50,7 +50,7 @@ func Open(ctx context.Context, o Options) (*Tables, error) {
 	var err error
 	switch {
 	case o.ConnectionString != "":
-		svc, err = aztables.NewServiceClientFromConnectionString(o.ConnectionString, copts)
+		svc, err = aztables.NewServiceClientFromConnectionString(ExpandDevelopmentStorage(o.ConnectionString), copts)
 		if err != nil {
 			// The SDK's message can echo the string; name the problem without it.
 			return nil, errors.New("store: the table connection string is not valid")
@@ -73,6 +73,25 @@ func Open(ctx context.Context, o Options) (*Tables, error) {
 		return nil, fmt.Errorf("store: create table %s: %w", o.Table, err)
 	}
 	return t, nil
+}
+
+// azuriteDevelopmentStorage is what "UseDevelopmentStorage=true" stands for: Azurite's
+// development account (its key is public, documented by Microsoft) on its default table port.
+const azuriteDevelopmentStorage = "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;" +
+	"AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;" +
+	"TableEndpoint=http://127.0.0.1:10002/devstoreaccount1;"
+
+// ExpandDevelopmentStorage spells out the Functions shorthand UseDevelopmentStorage=true (which
+// local.settings.json files use and the Go table client does not understand); any other
+// connection string is returned as it is.
+func ExpandDevelopmentStorage(conn string) string {
+	for _, part := range strings.Split(conn, ";") {
+		k, v, _ := strings.Cut(part, "=")
+		if strings.EqualFold(strings.TrimSpace(k), "UseDevelopmentStorage") && strings.EqualFold(strings.TrimSpace(v), "true") {
+			return azuriteDevelopmentStorage
+		}
+	}
+	return conn
 }
 
 func (t *Tables) deadline(ctx context.Context) (context.Context, context.CancelFunc) {

@@ -205,3 +205,19 @@ func TestOpenRejectsBadConnectionStringWithoutEchoingIt(t *testing.T) {
 		t.Errorf("error echoes the connection string: %s", s)
 	}
 }
+
+func TestExpandDevelopmentStorage(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"UseDevelopmentStorage=true", azuriteDevelopmentStorage},
+		{" usedevelopmentstorage = TRUE ;", azuriteDevelopmentStorage},
+		{"UseDevelopmentStorage=true;DevelopmentStorageProxyUri=http://x", azuriteDevelopmentStorage},
+		{"UseDevelopmentStorage=false", "UseDevelopmentStorage=false"},
+		{"AccountName=a;AccountKey=k", "AccountName=a;AccountKey=k"},
+		{"", ""},
+	}
+	for _, tt := range tests {
+		if got := ExpandDevelopmentStorage(tt.in); got != tt.want {
+			t.Errorf("ExpandDevelopmentStorage(%q) = %q", tt.in, got)
+		}
+	}
+}

@@ -1,0 +1,148 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
+
+	"github.com/dimirror/dimirror/shared/config"
+	"github.com/dimirror/dimirror/shared/docintel"
+	"github.com/dimirror/dimirror/shared/store"
+)
+
+// settingsHelp is the paragraph every settings-reading command's --help ends with.
+const settingsHelp = `Settings come from the environment, as for the functions (every setting is listed in
+local.settings.sample.json), or from --settings FILE, a Functions local.settings.json file.
+With a file, an environment variable that is set and not empty overrides the file's value,
+so a key can stay out of the file: DIMIRROR_SOURCE_KEY=... dimirror <command> --settings FILE.`
+
+// cliEnv is what the operator commands take from the process; tests replace it.
+type cliEnv struct {
+	lookupEnv func(string) (string, bool)
+	now       func() time.Time
+	sleep     func(ctx context.Context, d time.Duration) error
+	// terminal reports whether w is an interactive terminal (live displays) or not (plain lines).
+	terminal func(w io.Writer) bool
+}
+
+func processEnv() cliEnv {
+	return cliEnv{lookupEnv: os.LookupEnv, now: time.Now, sleep: sleepCtx, terminal: isTerminal}
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// isTerminal is true for a character device (not a pipe or file) when TERM allows cursor
+// movement. A writer can decide for itself by implementing IsTerminal() bool.
+func isTerminal(w io.Writer) bool {
+	if t, ok := w.(interface{ IsTerminal() bool }); ok {
+		return t.IsTerminal()
+	}
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	if term, _ := os.LookupEnv("TERM"); term == "dumb" {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// addSettingsFlag registers --settings on fs.
+func addSettingsFlag(fs *flag.FlagSet) *string {
+	return fs.String("settings", "", "read the settings from this Functions local.settings.json `file` (the environment overrides it)")
+}
+
+// loadSettings reads and validates the settings: the file's Values when file is set, each
+// overridden by an environment variable that is set and not empty; the environment alone
+// otherwise. Errors name settings, never their values.
+func loadSettings(file string, lookupEnv func(string) (string, bool)) (*config.Config, error) {
+	if lookupEnv == nil {
+		lookupEnv = os.LookupEnv
+	}
+	if file == "" {
+		return config.LoadFrom(lookupEnv)
+	}
+	values, err := config.ReadSettingsFile(file)
+	if err != nil {
+		return nil, err
+	}
+	return config.LoadFrom(func(name string) (string, bool) {
+		if v, ok := lookupEnv(name); ok && strings.TrimSpace(v) != "" {
+			return v, true
+		}
+		v, ok := values[name]
+		return v, ok
+	})
+}
+
+// credentials creates DefaultAzureCredential once, and only when a setting has no key.
+type credentials struct {
+	once sync.Once
+	cred azcore.TokenCredential
+	err  error
+}
+
+func (c *credentials) get() (azcore.TokenCredential, error) {
+	c.once.Do(func() {
+		c.cred, c.err = azidentity.NewDefaultAzureCredential(nil)
+		if c.err != nil {
+			c.err = fmt.Errorf("no key is set and no Microsoft Entra ID credential is available (sign in with az login, or set the keys): %w", c.err)
+		}
+	})
+	return c.cred, c.err
+}
+
+// diClient builds a Document Intelligence client with a key, or with Entra ID when key is empty.
+func diClient(creds *credentials, cfg *config.Config, endpoint, key string, opts docintel.Options) (*docintel.Client, error) {
+	opts.CallTimeout = cfg.CallTimeout
+	if key != "" {
+		opts.Key = key
+	} else {
+		cred, err := creds.get()
+		if err != nil {
+			return nil, err
+		}
+		opts.Credential = cred
+	}
+	return docintel.New(endpoint, opts)
+}
+
+// openTable opens the replica table the settings name.
+func openTable(ctx context.Context, creds *credentials, cfg *config.Config) (*store.Tables, error) {
+	o := store.Options{ConnectionString: cfg.Table.ConnectionString, ServiceURL: cfg.Table.ServiceURI,
+		Table: cfg.Table.Name, CallTimeout: cfg.CallTimeout}
+	if o.ConnectionString == "" {
+		cred, err := creds.get()
+		if err != nil {
+			return nil, err
+		}
+		o.Credential = cred
+	}
+	return store.Open(ctx, o)
+}
+
+func targetNames(ts []config.Target) []string {
+	names := make([]string, len(ts))
+	for i, t := range ts {
+		names[i] = t.Name
+	}
+	return names
+}
