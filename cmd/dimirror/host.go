@@ -9,7 +9,6 @@ import (
 	"log/slog"
 
 	"github.com/dimirror/dimirror/internal/app"
-	"github.com/dimirror/dimirror/shared/config"
 )
 
 func init() {
@@ -27,17 +26,18 @@ func newLogger(w io.Writer, level slog.Level) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level}))
 }
 
-const hostHelp = `Usage: dimirror %[1]s
+const hostHelp = `Usage: dimirror %[1]s [--settings FILE]
 
 %[2]s
 
-Settings come from the environment; every one is listed in local.settings.sample.json.
+` + settingsHelp + `
 %[3]s`
 
 // host runs one of the two hostings until a signal.
 func host(ctx context.Context, args []string, stderr io.Writer, mode string) int {
 	fs := flag.NewFlagSet("dimirror "+mode, flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	settingsFile := addSettingsFlag(fs)
 	fs.Usage = func() {
 		if mode == "serve" {
 			fmt.Fprintf(stderr, hostHelp, mode, "Runs the Functions custom handler on 127.0.0.1:$FUNCTIONS_CUSTOMHANDLER_PORT.\nThe Functions host starts it (host.json); you do not run it by hand.", "")
@@ -52,7 +52,7 @@ func host(ctx context.Context, args []string, stderr io.Writer, mode string) int
 		}
 		return exitUsage
 	}
-	cfg, err := config.Load()
+	cfg, err := loadSettings(*settingsFile, nil)
 	if err == nil && mode == "run" {
 		err = cfg.ValidateStandalone()
 	}
