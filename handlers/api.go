@@ -14,6 +14,7 @@ func (a *App) API(apiKey string) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /api/replications", a.Authorize)
 	mux.HandleFunc("GET /api/replications", a.StatusList)
+	mux.HandleFunc("GET /api/replications/summary", a.Summary)
 	mux.HandleFunc("GET /api/replications/{kind}/{id}", func(w http.ResponseWriter, r *http.Request) {
 		a.StatusOne(w, r, r.PathValue("kind"), r.PathValue("id"))
 	})
@@ -25,6 +26,7 @@ func (a *App) API(apiKey string) http.Handler {
 	}
 	mux.HandleFunc("/api/replications", methodNotAllowed("GET, POST"))
 	mux.HandleFunc("/api/replications/{kind}/{id}", methodNotAllowed("GET"))
+	mux.HandleFunc("/api/replications/summary", methodNotAllowed("GET"))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/dimirror/dimirror/shared/reconcile"
 	"github.com/dimirror/dimirror/shared/replication"
 )
 
@@ -21,7 +22,11 @@ type App struct {
 	Engine *replication.Engine
 	// PollTimeout bounds one poll pass (it should end before the next tick); default 50s.
 	PollTimeout time.Duration
-	Log         *slog.Logger
+	// Reconciler runs the watch and sweep timers and answers the summary (reconcile.go).
+	Reconciler *reconcile.Reconciler
+	// WatchTimeout and SweepTimeout bound one pass; defaults in reconcile.go.
+	WatchTimeout, SweepTimeout time.Duration
+	Log                        *slog.Logger
 }
 
 func (a *App) log() *slog.Logger {

@@ -105,7 +105,8 @@ func decodeReplicationRequest(body io.Reader) (replicationRequest, string, error
 	if err := dec.Decode(&req); err != nil {
 		return req, jsonErrorField(err), fmt.Errorf("the body is not a valid replication request: %s", describeJSONError(err))
 	}
-	if dec.More() {
+	// dec.More would miss a stray closing '}' or ']': check that only whitespace follows.
+	if len(bytes.TrimSpace(data[dec.InputOffset():])) != 0 {
 		return req, "", errors.New("the body has data after the JSON object")
 	}
 	return req, "", nil

@@ -37,6 +37,8 @@ func (a *App) CustomHandler() http.Handler {
 		switch {
 		case kind == "" && id == "":
 			a.StatusList(w, r)
+		case kind == "summary" && id == "": // route replications/{kind?}/{id?}
+			a.Summary(w, r)
 		case id == "":
 			writeError(w, http.StatusNotFound, "NotFound", "use /api/replications/{kind}/{sourceId}", "")
 		default:
@@ -48,6 +50,20 @@ func (a *App) CustomHandler() http.Handler {
 		rep, err := a.Poll(ctx)
 		return fmt.Sprintf("poll: %d active, %d due, %d succeeded, %d retried, %d failed, %d errors",
 			rep.Active, rep.Due, rep.Succeeded, rep.Retried, rep.Failed, rep.Errors), err
+	}))
+	mux.HandleFunc("POST /watch", a.invokeTimer(func(ctx context.Context) (string, error) {
+		p, err := a.Watch(ctx)
+		if err != nil {
+			return "", err
+		}
+		return planLine(p), nil
+	}))
+	mux.HandleFunc("POST /sweep", a.invokeTimer(func(ctx context.Context) (string, error) {
+		p, err := a.Sweep(ctx)
+		if err != nil {
+			return "", err
+		}
+		return planLine(p), nil
 	}))
 	return mux
 }

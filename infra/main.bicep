@@ -90,6 +90,12 @@ param sweepSchedule string = '0 0 * * * *'
 @description('Six-field NCRONTAB schedule of the poller (DIMIRROR_POLL_SCHEDULE). Every run is a billed execution: see the cost notes in docs/DEPLOY.md.')
 param pollSchedule string = '*/5 * * * * *'
 
+@description('List calls per second per Document Intelligence resource that reconciliation allows itself (DIMIRROR_LIST_RATE); S0 allows 10.')
+param listRate string = '9'
+
+@description('Copies per second per resource that reconciliation starts (DIMIRROR_MANAGEMENT_RATE); S0 allows 5 management calls per second.')
+param managementRate string = '4.5'
+
 @description('Tries of one copy before it is given up (DIMIRROR_MAX_ATTEMPTS).')
 @minValue(1)
 @maxValue(100)
@@ -311,6 +317,8 @@ module app 'modules/functionapp.bicep' = {
     watchSchedule: watchSchedule
     sweepSchedule: sweepSchedule
     pollSchedule: pollSchedule
+    listRate: listRate
+    managementRate: managementRate
   }
 }
 

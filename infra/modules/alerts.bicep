@@ -51,11 +51,12 @@ AppTraces
 | project TimeGenerated, target
 '''
 
-// The freshness event the poller reports on each pass; its oldestPendingSeconds attribute is the
-// age of the oldest replica not yet succeeded or failed.
+// The freshness event every sweep logs per target (hourly by default; see docs/ARCHITECTURE.md,
+// "Reconciliation"); its oldestPendingSeconds attribute is the age of the oldest replica not yet
+// succeeded or failed. The two-hour window always holds the last sweep's figures.
 var oldestPendingQuery = '''
 AppTraces
-| where Message contains '"msg":"replication freshness"'
+| where Message contains '"msg":"freshness"'
 | extend oldestPendingMinutes = todouble(extract('"oldestPendingSeconds":([0-9.]+)', 1, Message)) / 60.0
 | where isnotnull(oldestPendingMinutes)
 | project TimeGenerated, oldestPendingMinutes
@@ -120,8 +121,8 @@ resource oldestPending 'Microsoft.Insights/scheduledQueryRules@2022-06-15' = {
     scopes: [
       workspaceId
     ]
-    evaluationFrequency: 'PT5M'
-    windowSize: 'PT15M'
+    evaluationFrequency: 'PT15M'
+    windowSize: 'PT2H'
     criteria: {
       allOf: [
         {

@@ -64,6 +64,8 @@ param exclude string
 param watchSchedule string
 param sweepSchedule string
 param pollSchedule string
+param listRate string
+param managementRate string
 
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
   name: storageAccountName
@@ -185,6 +187,8 @@ var appSettings = {
   DIMIRROR_WATCH_SCHEDULE: watchSchedule
   DIMIRROR_SWEEP_SCHEDULE: sweepSchedule
   DIMIRROR_POLL_SCHEDULE: pollSchedule
+  DIMIRROR_LIST_RATE: listRate
+  DIMIRROR_MANAGEMENT_RATE: managementRate
 }
 // app-settings:end
 

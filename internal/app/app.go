@@ -79,10 +79,12 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, o Options) (
 		creds.once.Do(func() { creds.cred = o.Credential })
 	}
 	a := &App{Config: cfg, Log: log, Targets: map[string]*docintel.Client{}, onListen: o.OnListen}
+	pace := newPacers(cfg)
 
 	client := func(endpoint, key string, v docintel.APIVersion, extra docintel.Options) (*docintel.Client, error) {
 		opts := extra
 		opts.APIVersion, opts.CallTimeout, opts.Logger = v, cfg.CallTimeout, log
+		opts.Transport = pace.transport(endpoint)
 		if key != "" {
 			opts.Key = key
 		} else {
@@ -163,6 +165,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, o Options) (
 		Log: log,
 	}
 	a.Handlers = &handlers.App{Engine: a.Engine, Log: log}
+	a.Handlers.Reconciler = a.newReconciler()
 	return a, nil
 }
 

@@ -65,7 +65,9 @@ func serveHTTP(ctx context.Context, ln net.Listener, h http.Handler, writeTimeou
 // Timers maps timer function names to what they run.
 func (a *App) timers() map[string]func(context.Context) error {
 	return map[string]func(context.Context) error{
-		"poll": func(ctx context.Context) error { _, err := a.Handlers.Poll(ctx); return err },
+		"poll":  func(ctx context.Context) error { _, err := a.Handlers.Poll(ctx); return err },
+		"watch": func(ctx context.Context) error { _, err := a.Handlers.Watch(ctx); return err },
+		"sweep": func(ctx context.Context) error { _, err := a.Handlers.Sweep(ctx); return err },
 	}
 }
 

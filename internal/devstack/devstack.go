@@ -17,6 +17,10 @@ import (
 	"github.com/dimirror/dimirror/shared/config"
 )
 
+// Never is a timer schedule that does not fire within a test run (midnight, 1 January): the
+// stack's default for reconciliation's watch and sweep, so only tests that ask for them see them.
+const Never = "0 0 0 1 1 *"
+
 // Key is the Document Intelligence key didev accepts in the stack.
 const Key = "devkey"
 
@@ -115,6 +119,8 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 		"DIMIRROR_API_KEY":         APIKey,
 		"DIMIRROR_LISTEN":          "127.0.0.1:0",
 		"DIMIRROR_POLL_SCHEDULE":   "*/1 * * * * *",
+		"DIMIRROR_WATCH_SCHEDULE":  Never,
+		"DIMIRROR_SWEEP_SCHEDULE":  Never,
 		"DIMIRROR_RETRY_BASE":      "1s",
 		"DIMIRROR_RETRY_MAX":       "4s",
 		"DIMIRROR_CALL_TIMEOUT":    "10s",

@@ -60,6 +60,7 @@ func seeds(n int) (ids []string, s []didev.Seed) {
 
 // Throttling, server errors and dropped connections cost time, never a replica.
 func TestRunThroughThrottlingAndServerErrors(t *testing.T) {
+	t.Parallel() // waits on timers: overlap with the other waiting tests
 	ids, sd := seeds(6)
 	e := startStack(t, devstack.Options{DI: func(o *didev.Options) {
 		o.Seeds = append(o.Seeds, sd...)
@@ -90,6 +91,7 @@ func TestRunThroughThrottlingAndServerErrors(t *testing.T) {
 // A copy operation that keeps failing is retried with backoff, then recorded as failed with the
 // service's code; once the cause passes, a new request succeeds.
 func TestRunFailedCopiesRetryThenFail(t *testing.T) {
+	t.Parallel() // waits on timers: overlap with the other waiting tests
 	e := startStack(t, devstack.Options{
 		DI:       func(o *didev.Options) { o.Faults = didev.Faults{CopyFail: 1} },
 		Settings: map[string]string{"DIMIRROR_MAX_ATTEMPTS": "3", "DIMIRROR_RETRY_BASE": "1s"},
@@ -114,6 +116,7 @@ func TestRunFailedCopiesRetryThenFail(t *testing.T) {
 
 // An authorization that expires while its message waits is renewed (Attempt+1) with no human.
 func TestServeRenewsExpiredAuthorization(t *testing.T) {
+	t.Parallel() // waits on timers: overlap with the other waiting tests
 	e := startStack(t, devstack.Options{
 		DI:       func(o *didev.Options) { o.AuthTTL = 2 * time.Second },
 		Settings: map[string]string{"DIMIRROR_AUTH_MARGIN": "0s"},
@@ -141,6 +144,7 @@ func TestServeRenewsExpiredAuthorization(t *testing.T) {
 
 // A copy message delivered twice (the host's at-least-once delivery) starts one copy.
 func TestServeDuplicateDeliveryCopiesOnce(t *testing.T) {
+	t.Parallel() // waits on timers: overlap with the other waiting tests
 	e := startStack(t, devstack.Options{})
 	h := e.serve()
 	if st, b := h.httpTrigger("authorize", "POST", "/api/replications", nil, `{"sourceId":"invoice-v1","targets":["westus2"]}`); st != http.StatusAccepted {
@@ -190,6 +194,7 @@ func TestServeOperationRecordGone(t *testing.T) {
 // (dimirror never overwrites what it cannot prove is its own); a reservation left by an unused
 // authorization is freed.
 func TestRunConflictOnAuthorize(t *testing.T) {
+	t.Parallel() // waits on timers: overlap with the other waiting tests
 	e := startStack(t, devstack.Options{})
 	// Someone else's model under the same id, trained later than the source's.
 	time.Sleep(1100 * time.Millisecond)
@@ -230,6 +235,7 @@ func TestRunConflictOnAuthorize(t *testing.T) {
 
 // Several `dimirror run` instances at once share the work safely.
 func TestTwoRunInstances(t *testing.T) {
+	t.Parallel() // waits on timers: overlap with the other waiting tests
 	ids, sd := seeds(12)
 	e := startStack(t, devstack.Options{DI: func(o *didev.Options) { o.Seeds = append(o.Seeds, sd...) }})
 	e.run()

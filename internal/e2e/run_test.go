@@ -14,6 +14,7 @@ import (
 // A model and a classifier reach both targets through `dimirror run`: webhook → queue → copy →
 // poll → verified, with the rows to show for it.
 func TestRunReplicatesModelAndClassifier(t *testing.T) {
+	t.Parallel() // waits on timers: overlap with the other waiting tests
 	e := startStack(t, devstack.Options{})
 	e.run()
 	for _, tc := range []struct{ kind, id string }{{"model", "invoice-v1"}, {"classifier", "router-v1"}} {

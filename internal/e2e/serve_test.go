@@ -233,6 +233,7 @@ func (h *host) pollUntilSettled(kind, id string) handlers.ReplicationAnswer {
 // The same path through `dimirror serve`, with the host's payloads: HTTP trigger → Service Bus
 // trigger → timer trigger, for a model and a classifier into both targets.
 func TestServeReplicatesWithHostPayloads(t *testing.T) {
+	t.Parallel() // waits on timers: overlap with the other waiting tests
 	e := startStack(t, devstack.Options{})
 	h := e.serve()
 	// The host's readiness probe.

@@ -57,6 +57,13 @@ type Config struct {
 
 	// Schedules are six-field NCRONTAB expressions (seconds first); see ParseSchedule.
 	WatchSchedule, SweepSchedule, PollSchedule string
+
+	// ListRate paces the list calls to each Document Intelligence resource (lists, /info and
+	// reads of one model; requests per second). ManagementRate paces the copies reconciliation
+	// starts (copies per second: each is an authorizeCopy in its target and a copyTo on the
+	// source). Just under the S0 limits (10 and 5) by default, so a large sweep waits
+	// client-side instead of drawing 429s; 0 turns pacing off.
+	ListRate, ManagementRate float64
 }
 
 // Source is the resource models are copied from.
@@ -146,6 +153,9 @@ type settings struct {
 	WatchSchedule string `envconfig:"DIMIRROR_WATCH_SCHEDULE" default:"*/30 * * * * *"`
 	SweepSchedule string `envconfig:"DIMIRROR_SWEEP_SCHEDULE" default:"0 0 * * * *"`
 	PollSchedule  string `envconfig:"DIMIRROR_POLL_SCHEDULE" default:"*/5 * * * * *"`
+
+	ListRate       string `envconfig:"DIMIRROR_LIST_RATE" default:"9"`
+	ManagementRate string `envconfig:"DIMIRROR_MANAGEMENT_RATE" default:"4.5"`
 }
 
 // Names returns the name of every setting the package reads, in a stable order.

@@ -87,6 +87,8 @@ func TestDefaults(t *testing.T) {
 			{"DIMIRROR_WATCH_SCHEDULE", c.WatchSchedule, "*/30 * * * * *"},
 			{"DIMIRROR_SWEEP_SCHEDULE", c.SweepSchedule, "0 0 * * * *"},
 			{"DIMIRROR_POLL_SCHEDULE", c.PollSchedule, "*/5 * * * * *"},
+			{"DIMIRROR_LIST_RATE", c.ListRate, 9.0},
+			{"DIMIRROR_MANAGEMENT_RATE", c.ManagementRate, 4.5},
 			{"ServiceBusConnection", c.ServiceBus.ConnectionString, ""},
 			{"TableConnection", c.Table.ConnectionString, ""},
 		}
@@ -314,6 +316,10 @@ func TestInvalid(t *testing.T) {
 		{"sweep schedule range", map[string]string{"DIMIRROR_SWEEP_SCHEDULE": "0 61 * * * *"}, "DIMIRROR_SWEEP_SCHEDULE", "is not a valid NCRONTAB expression"},
 		{"poll schedule descriptor", map[string]string{"DIMIRROR_POLL_SCHEDULE": "@every 5s"}, "DIMIRROR_POLL_SCHEDULE", "descriptors and time zones are not supported"},
 		{"poll schedule time zone", map[string]string{"DIMIRROR_POLL_SCHEDULE": "CRON_TZ=UTC */5 * * * * *"}, "DIMIRROR_POLL_SCHEDULE", "descriptors and time zones"},
+		{"list rate syntax", map[string]string{"DIMIRROR_LIST_RATE": "fast"}, "DIMIRROR_LIST_RATE", `"fast" is not a number; use requests per second, e.g. 9`},
+		{"list rate negative", map[string]string{"DIMIRROR_LIST_RATE": "-1"}, "DIMIRROR_LIST_RATE", "-1 is out of range"},
+		{"list rate not finite", map[string]string{"DIMIRROR_LIST_RATE": "NaN"}, "DIMIRROR_LIST_RATE", "is not a number"},
+		{"management rate huge", map[string]string{"DIMIRROR_MANAGEMENT_RATE": "5000"}, "DIMIRROR_MANAGEMENT_RATE", "5000 is out of range; use 0 (no pacing) to 1000 requests per second (the S0 limit is 5, F0 1)"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -511,7 +517,7 @@ func TestNames(t *testing.T) {
 		"DIMIRROR_API_KEY", "FUNCTIONS_CUSTOMHANDLER_PORT", "FUNCTIONS_HTTPWORKER_PORT", "DIMIRROR_MAX_ATTEMPTS",
 		"DIMIRROR_RETRY_BASE", "DIMIRROR_RETRY_MAX", "DIMIRROR_CALL_TIMEOUT", "DIMIRROR_AUTH_MARGIN", "DIMIRROR_LOG_LEVEL",
 		"DIMIRROR_REPLACE", "DIMIRROR_PRUNE", "DIMIRROR_INCLUDE", "DIMIRROR_EXCLUDE", "DIMIRROR_WATCH_SCHEDULE",
-		"DIMIRROR_SWEEP_SCHEDULE", "DIMIRROR_POLL_SCHEDULE",
+		"DIMIRROR_SWEEP_SCHEDULE", "DIMIRROR_POLL_SCHEDULE", "DIMIRROR_LIST_RATE", "DIMIRROR_MANAGEMENT_RATE",
 	}
 	if got := Names(); !slices.Equal(got, want) {
 		t.Errorf("Names() =\n%v\nwant\n%v", got, want)
@@ -591,6 +597,22 @@ func TestParseSchedule(t *testing.T) {
 			if got := s.Next(from).Format(time.RFC3339); got != tc.next {
 				t.Errorf("ParseSchedule(%q).Next = %s, want %s", tc.spec, got, tc.next)
 			}
+		}
+	}
+}
+
+func TestRates(t *testing.T) {
+	for _, tc := range []struct {
+		list, management string
+		wantList, wantMg float64
+	}{
+		{"0", "0", 0, 0},         // pacing off
+		{"0.9", "0.9", 0.9, 0.9}, // F0
+		{" 20 ", "10", 20, 10},
+	} {
+		c := load(t, map[string]string{"DIMIRROR_LIST_RATE": tc.list, "DIMIRROR_MANAGEMENT_RATE": tc.management})
+		if c.ListRate != tc.wantList || c.ManagementRate != tc.wantMg {
+			t.Errorf("%q, %q: list %v management %v", tc.list, tc.management, c.ListRate, c.ManagementRate)
 		}
 	}
 }

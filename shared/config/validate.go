@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/url"
 	"path"
@@ -233,6 +234,9 @@ func (s *settings) validate() (*Config, error) {
 			*sc.dst = sc.spec
 		}
 	}
+
+	c.ListRate = parseRate(&p, "DIMIRROR_LIST_RATE", s.ListRate, 10)
+	c.ManagementRate = parseRate(&p, "DIMIRROR_MANAGEMENT_RATE", s.ManagementRate, 5)
 
 	if err := p.err(); err != nil {
 		return nil, err
@@ -598,4 +602,21 @@ func parseGlobs(p *problems, setting, s string) []string {
 		globs = append(globs, g)
 	}
 	return globs
+}
+
+// maxRate bounds the pacing settings: far above any tier's limit, low enough to catch a typo.
+const maxRate = 1000
+
+// parseRate reads requests per second; s0 is the S0 tier's limit, named in the messages.
+func parseRate(p *problems, setting, s string, s0 float64) float64 {
+	r, err := strconv.ParseFloat(s, 64)
+	switch {
+	case err != nil || math.IsNaN(r) || math.IsInf(r, 0):
+		p.add(setting, "%q is not a number; use requests per second, e.g. %g (just under the S0 limit of %g), or 0 to turn pacing off", s, s0*0.9, s0)
+		return 0
+	case r < 0 || r > maxRate:
+		p.add(setting, "%g is out of range; use 0 (no pacing) to %d requests per second (the S0 limit is %g, F0 1)", r, maxRate, s0)
+		return 0
+	}
+	return r
 }

@@ -146,8 +146,12 @@ func (e *Engine) requestOne(ctx context.Context, k Key, targetID string, src Mod
 	r, err := e.Store.Get(ctx, k)
 	switch {
 	case errors.Is(err, ErrNotFound):
+		// The row is born claimed (NextAttemptAt a lease away): a poll pass meanwhile must not
+		// authorize it too while this request does. Every way out of authorize sets the next
+		// due time; if this instance dies first, the poller re-drives the row after the lease.
 		r = &Replica{Key: k, TargetID: targetID, Status: StatusPending, Attempt: 1, FirstAttempt: 1,
-			SourceCreated: src.Created, SourceExpires: src.Expires, RequestedAt: now, UpdatedAt: now}
+			SourceCreated: src.Created, SourceExpires: src.Expires, RequestedAt: now, UpdatedAt: now,
+			NextAttemptAt: now.Add(e.policy().Lease)}
 		if err := e.Store.Create(ctx, r); err != nil {
 			if errors.Is(err, ErrConflict) { // a concurrent request created it: its state is the answer
 				return e.Store.Get(ctx, k)
@@ -162,6 +166,7 @@ func (e *Engine) requestOne(ctx context.Context, k Key, targetID string, src Mod
 		return r, nil // done, or stale and replacing is not allowed: reconciliation reports it
 	default: // failed, or a stale copy to replace: a new run
 		r.restart(src, targetID, now)
+		r.NextAttemptAt = now.Add(e.policy().Lease) // claimed by this request, as a new row is
 		if err := e.Store.Update(ctx, r); err != nil {
 			if errors.Is(err, ErrConflict) {
 				return e.Store.Get(ctx, k)
@@ -326,20 +331,45 @@ func (e *Engine) StartCopy(ctx context.Context, msg *CopyMessage, deliveryCount 
 			e.log().DebugContext(ctx, "copy message already handled", append(replicaAttrs(r), "messageAttempt", msg.Attempt)...)
 			return nil
 		}
-		// Claim the row so a concurrent delivery of the same message backs off.
 		now := e.now()
+		if claimedByAnother(r, now) {
+			// Another delivery of this message (its lock was lost while it worked) is starting
+			// the copy: a second copyTo would spend the authorization twice. If that delivery
+			// dies, the poller takes the row over when its lease ends.
+			e.log().InfoContext(ctx, "copy message is being handled by another delivery", append(replicaAttrs(r), "messageAttempt", msg.Attempt)...)
+			return nil
+		}
+		// Claim the row so a concurrent delivery of the same message backs off.
+		prev := r.NextAttemptAt
 		r.NextAttemptAt = now.Add(e.policy().Lease)
 		if err := e.Store.Update(ctx, r); errors.Is(err, ErrConflict) {
 			continue
 		} else if err != nil {
 			return err
 		}
-		return e.startCopy(ctx, r, msg, deliveryCount)
+		return e.startCopy(ctx, r, msg, deliveryCount, prev)
 	}
 	return fmt.Errorf("replica %s keeps changing under the copy starter", msg.Key())
 }
 
-func (e *Engine) startCopy(ctx context.Context, r *Replica, msg *CopyMessage, deliveryCount int) error {
+// claimedByAnother reports whether a copy starter holds r: an authorized row is due again at its
+// authorization's expiry, unless a claim moved that to a lease's end.
+func claimedByAnother(r *Replica, now time.Time) bool {
+	return r.Status == StatusAuthorized && r.NextAttemptAt.After(now) && !r.NextAttemptAt.Equal(r.AuthExpiresAt)
+}
+
+// release gives a claim back after a transient failure (prev is the row's due time before it),
+// so the message's redelivery starts the copy at once, and returns err to have it redelivered.
+func (e *Engine) release(ctx context.Context, r *Replica, prev time.Time, err error) error {
+	r.NextAttemptAt = prev
+	if serr := e.save(ctx, r); serr != nil {
+		e.log().WarnContext(ctx, "releasing the claim on a replica failed; the poller takes it over after the lease",
+			append(replicaAttrs(r), "err", serr.Error())...)
+	}
+	return err
+}
+
+func (e *Engine) startCopy(ctx context.Context, r *Replica, msg *CopyMessage, deliveryCount int, prev time.Time) error {
 	p := e.policy()
 	now := e.now()
 	if !msg.ExpiresAt.IsZero() && now.After(msg.ExpiresAt.Add(-p.AuthMargin)) {
@@ -352,7 +382,7 @@ func (e *Engine) startCopy(ctx context.Context, r *Replica, msg *CopyMessage, de
 		// than spend the authorization twice.
 		op, ok, err := e.Source.FindCopyOperation(ctx, r.Kind, target.Location(r.Kind, r.TargetID))
 		if err != nil {
-			return err
+			return e.release(ctx, r, prev, err)
 		}
 		if ok {
 			e.adopt(r, op)
@@ -363,7 +393,7 @@ func (e *Engine) startCopy(ctx context.Context, r *Replica, msg *CopyMessage, de
 	if err != nil {
 		switch classOf(err) {
 		case ClassTransient:
-			return err
+			return e.release(ctx, r, prev, err)
 		case ClassAuthorization:
 			code, m := codeAndMessage(err)
 			r.setError(code, m)

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -434,6 +435,64 @@ func TestTransientCopyToIsRedelivered(t *testing.T) {
 	}
 }
 
+// deliverDuring redelivers the message from inside the first CopyTo call: the first delivery's
+// lock was lost while it waited on copyTo, and the queue handed the message to another instance.
+type deliverDuring struct {
+	*fakeResource
+	fired   atomic.Bool
+	deliver func()
+}
+
+func (d *deliverDuring) CopyTo(ctx context.Context, k Kind, sourceID string, body []byte) (string, error) {
+	if d.fired.CompareAndSwap(false, true) {
+		d.deliver()
+	}
+	return d.fakeResource.CopyTo(ctx, k, sourceID, body)
+}
+
+func TestConcurrentDeliveryCopiesOnce(t *testing.T) {
+	h := newHarness(t)
+	h.request(KindModel, "invoice-v1", "westus2")
+	msg := h.queue.take()[0]
+	other := *h.eng
+	h.eng.Source = &deliverDuring{fakeResource: h.src, deliver: func() {
+		if err := other.StartCopy(h.ctx, msg, 2); err != nil {
+			t.Errorf("second delivery: %v", err)
+		}
+	}}
+	if err := h.eng.StartCopy(h.ctx, msg, 1); err != nil {
+		t.Fatal(err)
+	}
+	h.eng.Source = h.src
+	if n := h.src.count("CopyTo"); n != 1 {
+		t.Errorf("copyTo called %d times with one authorization, want 1", n)
+	}
+	h.settle(5)
+	if r := h.row("westus2", "invoice-v1"); r.Status != StatusSucceeded || r.Attempt != 1 {
+		t.Errorf("row %s attempt %d %s", r.Status, r.Attempt, r.ErrorCode)
+	}
+}
+
+func TestTransientCopyToReleasesTheClaim(t *testing.T) {
+	h := newHarness(t)
+	h.request(KindModel, "invoice-v1", "westus2")
+	msg := h.queue.take()[0]
+	h.src.failNext("CopyTo", &ServiceError{Class: ClassTransient, Code: "429", StatusCode: 429, RetryAfter: time.Second})
+	if err := h.eng.StartCopy(h.ctx, msg, 1); err == nil {
+		t.Fatal("a transient copyTo failure must be returned so the message is redelivered")
+	}
+	// The redelivery comes at once, well inside the lease: it must copy, not wait for the poller.
+	if err := h.eng.StartCopy(h.ctx, msg, 2); err != nil {
+		t.Fatal(err)
+	}
+	if r := h.row("westus2", "invoice-v1"); r.Status != StatusCopying {
+		t.Fatalf("after the redelivery the row is %s, want copying", r.Status)
+	}
+	if n := h.src.count("CopyTo"); n != 2 {
+		t.Errorf("copyTo called %d times, want 2 (one throttled, one accepted)", n)
+	}
+}
+
 func TestPermanentCopyFailure(t *testing.T) {
 	h := newHarness(t)
 	h.request(KindModel, "invoice-v1", "westus2")
@@ -505,6 +564,47 @@ func TestConcurrentPollersAuthorizeOnce(t *testing.T) {
 		if r := h.row(tgt, "invoice-v1"); r.Status != StatusSucceeded {
 			t.Errorf("%s: %s", tgt, r.Status)
 		}
+	}
+}
+
+// pollDuring runs a poll pass from inside the first AuthorizeCopy call: another instance's timer
+// firing while a webhook request is still authorizing.
+type pollDuring struct {
+	*fakeResource
+	polled atomic.Bool
+	poll   func()
+}
+
+func (p *pollDuring) AuthorizeCopy(ctx context.Context, kind Kind, id string, tags map[string]string) (Authorization, error) {
+	if p.polled.CompareAndSwap(false, true) {
+		p.poll()
+	}
+	return p.fakeResource.AuthorizeCopy(ctx, kind, id, tags)
+}
+
+func TestPollLeavesARequestsNewRowAlone(t *testing.T) {
+	h := newHarness(t)
+	other := *h.eng
+	west := &pollDuring{fakeResource: h.west, poll: func() {
+		if _, err := other.Poll(h.ctx); err != nil {
+			t.Error(err)
+		}
+	}}
+	h.eng.Targets = map[string]Resource{"westus2": west, "eastus": h.east}
+	other.Targets = h.eng.Targets
+	r := h.request(KindModel, "invoice-v1", "westus2")[0]
+	if r.Status != StatusAuthorized {
+		t.Fatalf("status %s %s", r.Status, r.ErrorCode)
+	}
+	if n := h.west.count("AuthorizeCopy"); n != 1 {
+		t.Errorf("authorized %d times, want once", n)
+	}
+	if n := h.west.count("DeleteModel"); n != 0 {
+		t.Errorf("the concurrent poll freed the request's reservation %d times", n)
+	}
+	h.settle(5)
+	if r := h.row("westus2", "invoice-v1"); r.Status != StatusSucceeded || r.Attempt != 1 {
+		t.Errorf("row %s attempt %d %s", r.Status, r.Attempt, r.ErrorCode)
 	}
 }
 

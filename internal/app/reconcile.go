@@ -1,0 +1,71 @@
+package app
+
+import (
+	"net/url"
+	"strings"
+	"sync"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	"golang.org/x/time/rate"
+
+	"github.com/dimirror/dimirror/shared/config"
+	"github.com/dimirror/dimirror/shared/reconcile"
+	"github.com/dimirror/dimirror/shared/resources"
+)
+
+// pacers gives each Document Intelligence resource one Pacer, shared by every client of it
+// (the source has two when a target needs the copy-degrade header): the service's rate limits
+// are per resource.
+type pacers struct {
+	listRate float64
+	mu       sync.Mutex
+	by       map[string]*resources.Pacer
+}
+
+func newPacers(cfg *config.Config) *pacers {
+	return &pacers{listRate: cfg.ListRate, by: map[string]*resources.Pacer{}}
+}
+
+// transport is the paced transport for a client of endpoint; nil (docintel's default) when
+// pacing is off.
+func (p *pacers) transport(endpoint string) policy.Transporter {
+	if p.listRate <= 0 {
+		return nil
+	}
+	key := endpoint
+	if u, err := url.Parse(endpoint); err == nil && u.Host != "" {
+		key = strings.ToLower(u.Host)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	pc := p.by[key]
+	if pc == nil {
+		pc = resources.NewPacer(p.listRate)
+		p.by[key] = pc
+	}
+	return pc.Transport(nil)
+}
+
+// newReconciler wires the watch and the sweep to the engine, the table and the resources.
+func (a *App) newReconciler() *reconcile.Reconciler {
+	targets := make(map[string]reconcile.Lister, len(a.Targets))
+	for name, c := range a.Targets {
+		targets[name] = resources.NewListing(c)
+	}
+	var starts reconcile.Throttle
+	if a.Config.ManagementRate > 0 {
+		starts = rate.NewLimiter(rate.Limit(a.Config.ManagementRate), max(1, len(targets)))
+	}
+	return &reconcile.Reconciler{
+		Engine:  a.Engine,
+		Source:  resources.NewListing(a.Source),
+		Targets: targets,
+		Meta:    a.Table,
+		Filter:  reconcile.Filter{Include: a.Config.Include, Exclude: a.Config.Exclude},
+		Prune:   a.Config.Prune,
+		// A start is an authorizeCopy in its target and, soon after, a copyTo on the source:
+		// pacing the starts keeps both under the management limit.
+		Starts: starts,
+		Log:    a.Log,
+	}
+}

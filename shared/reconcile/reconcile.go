@@ -1,0 +1,172 @@
+// Package reconcile keeps the targets equal to the source without anyone calling the webhook, the
+// way S3 pairs live replication with batch replication of what was missed:
+//
+//   - Watch (every 30 s by default) reads the source's operation list, newest first, back to a
+//     watermark, and requests replication of every model or classifier a build or compose
+//     operation finished since.
+//   - Sweep (hourly by default) lists the source and every target and plans: missing (start),
+//     stale (report, or replace with DIMIRROR_REPLACE), orphaned (report, or delete with
+//     DIMIRROR_PRUNE, and only what dimirror put there), failed (re-drive when the cause may
+//     have passed), expiring (report).
+//
+// Both act only through replication.Engine.Request, the same idempotent step the webhook uses, so
+// a plan carried out twice, or by two instances at once, starts every copy once. The package is
+// domain-level: it imports no Azure SDK and reaches the resources through Lister and its state
+// through MetaStore, implemented by shared/resources and shared/store.
+package reconcile
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path"
+	"strings"
+	"time"
+
+	"github.com/dimirror/dimirror/shared/replication"
+)
+
+// Reconciler runs the watch and the sweep.
+type Reconciler struct {
+	// Engine is the replication engine: its Source, Targets, Store, SourceName and Policy.Replace
+	// are the reconciler's too.
+	Engine *replication.Engine
+	// Source and Targets list the same resources as Engine.Source and Engine.Targets (same names).
+	Source  Lister
+	Targets map[string]Lister
+	Meta    MetaStore
+	Filter  Filter
+	// Prune lets the sweep delete orphans (target copies whose source is gone); default: report.
+	Prune bool
+	// Workers bounds the requests and deletions one pass runs at once; default 4.
+	Workers int
+	// ExpiryWindow: models expiring sooner are reported; default 30 days.
+	ExpiryWindow time.Duration
+	// Starts paces the copies reconciliation starts: a request for n targets waits for n
+	// tokens. Each copy is an authorizeCopy in its target now and a copyTo on the source soon
+	// after, so a rate under the S0 management limit (5 per second) keeps a large sweep from
+	// drawing 429s (DIMIRROR_MANAGEMENT_RATE). Nil: unpaced. A *rate.Limiter is one.
+	Starts Throttle
+	Now    func() time.Time
+	Log    *slog.Logger
+}
+
+const (
+	defaultWorkers      = 4
+	defaultExpiryWindow = 30 * 24 * time.Hour
+)
+
+func (r *Reconciler) now() time.Time {
+	if r.Now != nil {
+		return r.Now().UTC()
+	}
+	return time.Now().UTC()
+}
+
+func (r *Reconciler) log() *slog.Logger {
+	if r.Log != nil {
+		return r.Log
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+func (r *Reconciler) workers() int {
+	if r.Workers > 0 {
+		return r.Workers
+	}
+	return defaultWorkers
+}
+
+func (r *Reconciler) expiryWindow() time.Duration {
+	if r.ExpiryWindow > 0 {
+		return r.ExpiryWindow
+	}
+	return defaultExpiryWindow
+}
+
+func (r *Reconciler) replace() bool { return r.Engine.Policy.Replace }
+
+// check reports a reconciler that is not wired up, instead of a nil dereference later.
+func (r *Reconciler) check() error {
+	switch {
+	case r == nil || r.Engine == nil:
+		return fmt.Errorf("reconcile: no replication engine")
+	case r.Source == nil:
+		return fmt.Errorf("reconcile: no source lister")
+	case r.Meta == nil:
+		return fmt.Errorf("reconcile: no meta store")
+	}
+	for name := range r.Engine.Targets {
+		if r.Targets[name] == nil {
+			return fmt.Errorf("reconcile: target %s has no lister", name)
+		}
+	}
+	return r.Filter.Validate()
+}
+
+// Throttle paces work: WaitN blocks until n units may go, or fails when ctx ends first.
+type Throttle interface {
+	WaitN(ctx context.Context, n int) error
+}
+
+// request is Engine.Request after the start pacing.
+func (r *Reconciler) request(ctx context.Context, req replication.Request) ([]replication.Replica, error) {
+	if r.Starts != nil && len(req.Targets) > 0 {
+		if err := r.Starts.WaitN(ctx, len(req.Targets)); err != nil {
+			// Out of time for this pass (or more targets than the burst, a wiring bug).
+			if ctx.Err() == nil && !errors.Is(err, context.DeadlineExceeded) {
+				return nil, fmt.Errorf("reconcile: pacing the start of %s %s: %w", req.Kind, req.SourceID, err)
+			}
+			return nil, context.DeadlineExceeded
+		}
+	}
+	return r.Engine.Request(ctx, req)
+}
+
+// Filter selects the ids reconciliation copies: DIMIRROR_INCLUDE and DIMIRROR_EXCLUDE, path.Match
+// globs. Prebuilt models are never copied.
+type Filter struct {
+	Include, Exclude []string
+}
+
+// Validate reports a malformed glob.
+func (f Filter) Validate() error {
+	for _, g := range append(append([]string(nil), f.Include...), f.Exclude...) {
+		if _, err := path.Match(g, ""); err != nil {
+			return fmt.Errorf("reconcile: pattern %q is malformed: %v", g, err)
+		}
+	}
+	return nil
+}
+
+// Match reports whether id is selected: not prebuilt, matched by an include glob (when there are
+// any) and by no exclude glob.
+func (f Filter) Match(id string) bool {
+	if strings.HasPrefix(id, "prebuilt-") {
+		return false
+	}
+	if len(f.Include) > 0 && !anyMatch(f.Include, id) {
+		return false
+	}
+	return !anyMatch(f.Exclude, id)
+}
+
+func anyMatch(globs []string, id string) bool {
+	for _, g := range globs {
+		if ok, _ := path.Match(g, id); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// sameInstant compares service timestamps at the wire's precision (whole seconds).
+func sameInstant(a, b time.Time) bool {
+	return a.Truncate(time.Second).Equal(b.Truncate(time.Second))
+}
+
+// sourceTag is the dimirror-source tag a copy of kind/id from this source carries.
+func (r *Reconciler) sourceTag(kind replication.Kind, id string) string {
+	return r.Engine.SourceName + "/" + string(kind) + "/" + id
+}
