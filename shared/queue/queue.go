@@ -43,7 +43,8 @@ func Decode(body []byte) (*replication.CopyMessage, error) {
 	if err := dec.Decode(&m); err != nil {
 		return nil, &PoisonError{Reason: "the body is not a copy message: " + redactJSONError(err)}
 	}
-	if dec.More() {
+	// dec.More would miss a stray closing '}' or ']': only whitespace may follow.
+	if len(bytes.TrimSpace(body[dec.InputOffset():])) != 0 {
 		return nil, &PoisonError{Reason: "the body has data after the copy message"}
 	}
 	var missing []string

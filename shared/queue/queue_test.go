@@ -33,6 +33,7 @@ func TestDecodeRejectsPoison(t *testing.T) {
 		"missing":       `{"kind":"model","sourceId":"invoice-v1"}`,
 		"bad kind":      strings.Replace(string(good), `"model"`, `"pipeline"`, 1),
 		"trailing":      string(good) + `{}`,
+		"stray brace":   string(good) + `}`,
 		"bad auth":      strings.Replace(string(good), `{"targetModelId"`, `"x"`, 1),
 		"secret in bad": `{"kind":"model","sourceId":"SECRET-ACCESS-TOKEN"`,
 	}
