@@ -85,3 +85,35 @@ run: build node-deps
 # stops; the exit status is 0 only if everything converged.
 demo: build node-deps
 	@$(BIN)/devup demo
+
+# Benchmarks (docs/BENCHMARKS.md): the Go benchmarks of each step, then the driver, which runs
+# `dimirror run` as a child process against the local stack with didev's S0 rate limits (about
+# 15 minutes; 1,000 models × 2 targets dominate) and writes the report. It quotes the summary
+# of the last `make chaos` (bin/chaos.txt) when there is one, and keeps the measurements in
+# bin/bench.json (`go run ./cmd/bench -from bin/bench.json -out docs/BENCHMARKS.md` renders again).
+.PHONY: bench chaos fuzz-short
+
+bench: build node-deps
+	{ $(GO) test -run '^$$' -bench . -benchtime=200x ./internal/bench 2>&1; echo $$? > $(BIN)/gobench.status; } | tee $(BIN)/gobench.txt; exit $$(cat $(BIN)/gobench.status)
+	$(GO) run ./cmd/bench -dimirror $(BIN)/dimirror -gobench $(BIN)/gobench.txt -chaos-summary $(BIN)/chaos.txt -json $(BIN)/bench.json -out docs/BENCHMARKS.md
+
+# The full fault-injection suite (internal/chaos): 500+ replications through two `dimirror run`
+# instances killed with SIGKILL at random points, under didev and devbus faults; it ends with a
+# one-line summary (also in bin/chaos.txt). `go test ./internal/chaos` is its short variant.
+# CHAOS_SEED=N replays a run's faults and kill points (0: a new seed, printed).
+CHAOS_SEED ?= 0
+
+chaos: build node-deps
+	{ $(GO) test -count=1 -timeout 30m -run '^TestChaos$$' -v ./internal/chaos -chaos.full -chaos.seed=$(CHAOS_SEED) -chaos.dimirror=$(CURDIR)/$(BIN)/dimirror 2>&1; echo $$? > $(BIN)/chaos.status; } | tee $(BIN)/chaos.txt; exit $$(cat $(BIN)/chaos.status)
+
+# A few seconds of each fuzz target (Go fuzzes one target per invocation): the webhook body, the
+# custom-handler payload decoder, the Copy API error parser, devbus's frame decoder and didev's
+# router. Corpora live in each package's testdata/fuzz.
+FUZZTIME ?= 5s
+
+fuzz-short: go-deps
+	$(GO) test -run '^$$' -fuzz '^FuzzAuthorizeBody$$' -fuzztime $(FUZZTIME) ./handlers
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeRequest$$' -fuzztime $(FUZZTIME) ./shared/funcproto
+	$(GO) test -run '^$$' -fuzz '^FuzzParseError$$' -fuzztime $(FUZZTIME) ./shared/docintel
+	$(GO) test -run '^$$' -fuzz '^FuzzReadFrame$$' -fuzztime $(FUZZTIME) ./emulators/devbus/amqpframe
+	$(GO) test -run '^$$' -fuzz '^FuzzServe$$' -fuzztime $(FUZZTIME) ./emulators/didev

@@ -151,7 +151,7 @@ func (e *Engine) requestOne(ctx context.Context, k Key, targetID string, src Mod
 		// due time; if this instance dies first, the poller re-drives the row after the lease.
 		r = &Replica{Key: k, TargetID: targetID, Status: StatusPending, Attempt: 1, FirstAttempt: 1,
 			SourceCreated: src.Created, SourceExpires: src.Expires, RequestedAt: now, UpdatedAt: now,
-			NextAttemptAt: now.Add(e.policy().Lease)}
+			NextAttemptAt: e.claimEnd(ctx, now)}
 		if err := e.Store.Create(ctx, r); err != nil {
 			if errors.Is(err, ErrConflict) { // a concurrent request created it: its state is the answer
 				return e.Store.Get(ctx, k)
@@ -166,7 +166,7 @@ func (e *Engine) requestOne(ctx context.Context, k Key, targetID string, src Mod
 		return r, nil // done, or stale and replacing is not allowed: reconciliation reports it
 	default: // failed, or a stale copy to replace: a new run
 		r.restart(src, targetID, now)
-		r.NextAttemptAt = now.Add(e.policy().Lease) // claimed by this request, as a new row is
+		r.NextAttemptAt = e.claimEnd(ctx, now) // claimed by this request, as a new row is
 		if err := e.Store.Update(ctx, r); err != nil {
 			if errors.Is(err, ErrConflict) {
 				return e.Store.Get(ctx, k)
@@ -235,8 +235,13 @@ func (e *Engine) authorize(ctx context.Context, r *Replica) error {
 			break
 		}
 		if try == 1 {
-			return e.fail(ctx, r, "TargetReserved", fmt.Sprintf(
-				"the id %q stays taken in target %s after it was freed; delete it there or request another targetId", r.TargetID, r.Target))
+			// Taken again right after it was freed: by this very call when its first answer was
+			// lost and the client sent it again, or by another instance. Neither is final, so
+			// the run tries again after its backoff and fails only when its attempts are used up.
+			r.setError("TargetReserved", fmt.Sprintf(
+				"the id %q stays taken in target %s after it was freed; if this persists, delete it there or request another targetId", r.TargetID, r.Target))
+			e.retryLater(r)
+			return e.save(ctx, r)
 		}
 		retry, rerr := e.resolveExisting(ctx, r, target)
 		if rerr != nil {
@@ -318,7 +323,8 @@ func (e *Engine) resolveExisting(ctx context.Context, r *Replica, target Resourc
 // returns an error only for a transient failure, so the message is redelivered; everything else is
 // recorded on the row and the message is done.
 func (e *Engine) StartCopy(ctx context.Context, msg *CopyMessage, deliveryCount int) error {
-	for range 3 {
+	waiting := false
+	for conflicts := 0; conflicts < 3; {
 		r, err := e.Store.Get(ctx, msg.Key())
 		if errors.Is(err, ErrNotFound) {
 			e.log().WarnContext(ctx, "copy message for an unknown replica dropped", "replica", msg.Key().String(), "attempt", msg.Attempt)
@@ -334,15 +340,26 @@ func (e *Engine) StartCopy(ctx context.Context, msg *CopyMessage, deliveryCount 
 		now := e.now()
 		if claimedByAnother(r, now) {
 			// Another delivery of this message (its lock was lost while it worked) is starting
-			// the copy: a second copyTo would spend the authorization twice. If that delivery
-			// dies, the poller takes the row over when its lease ends.
-			e.log().InfoContext(ctx, "copy message is being handled by another delivery", append(replicaAttrs(r), "messageAttempt", msg.Attempt)...)
-			return nil
+			// the copy: a second copyTo would spend the authorization twice. Wait for it, holding
+			// this delivery: it either moves the row on (this message is then done), or gives the
+			// claim back after a transient failure, or dies and its lease runs out; in the last
+			// two cases this delivery, which still has the message, carries on.
+			if !waiting {
+				waiting = true
+				e.log().InfoContext(ctx, "copy message is being handled by another delivery; waiting for it", append(replicaAttrs(r), "messageAttempt", msg.Attempt)...)
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(claimPoll):
+			}
+			continue
 		}
-		// Claim the row so a concurrent delivery of the same message backs off.
+		// Claim the row so a concurrent delivery of the same message waits.
 		prev := r.NextAttemptAt
-		r.NextAttemptAt = now.Add(e.policy().Lease)
+		r.NextAttemptAt = e.claimEnd(ctx, now)
 		if err := e.Store.Update(ctx, r); errors.Is(err, ErrConflict) {
+			conflicts++
 			continue
 		} else if err != nil {
 			return err
@@ -352,17 +369,37 @@ func (e *Engine) StartCopy(ctx context.Context, msg *CopyMessage, deliveryCount 
 	return fmt.Errorf("replica %s keeps changing under the copy starter", msg.Key())
 }
 
+// claimPoll is how often a delivery waiting on another one's claim reads the row again.
+var claimPoll = time.Second
+
+// releaseTimeout bounds the write that gives a claim back.
+const releaseTimeout = 10 * time.Second
+
 // claimedByAnother reports whether a copy starter holds r: an authorized row is due again at its
 // authorization's expiry, unless a claim moved that to a lease's end.
 func claimedByAnother(r *Replica, now time.Time) bool {
 	return r.Status == StatusAuthorized && r.NextAttemptAt.After(now) && !r.NextAttemptAt.Equal(r.AuthExpiresAt)
 }
 
+// claimEnd is when a claim taken now by a step running under ctx lapses: a lease from now, or
+// sooner when ctx ends sooner, since the step can do nothing after that and holding the row
+// longer would only keep the next delivery or pass waiting.
+func (e *Engine) claimEnd(ctx context.Context, now time.Time) time.Time {
+	d := e.policy().Lease
+	if deadline, ok := ctx.Deadline(); ok {
+		d = min(d, time.Until(deadline))
+	}
+	return now.Add(max(d, 0))
+}
+
 // release gives a claim back after a transient failure (prev is the row's due time before it),
 // so the message's redelivery starts the copy at once, and returns err to have it redelivered.
+// It writes even when the step's context has ended (that is often why the step failed).
 func (e *Engine) release(ctx context.Context, r *Replica, prev time.Time, err error) error {
 	r.NextAttemptAt = prev
-	if serr := e.save(ctx, r); serr != nil {
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
+	defer cancel()
+	if serr := e.save(sctx, r); serr != nil {
 		e.log().WarnContext(ctx, "releasing the claim on a replica failed; the poller takes it over after the lease",
 			append(replicaAttrs(r), "err", serr.Error())...)
 	}

@@ -451,17 +451,22 @@ func (d *deliverDuring) CopyTo(ctx context.Context, k Kind, sourceID string, bod
 }
 
 func TestConcurrentDeliveryCopiesOnce(t *testing.T) {
+	defer func(d time.Duration) { claimPoll = d }(claimPoll)
+	claimPoll = 10 * time.Millisecond
 	h := newHarness(t)
 	h.request(KindModel, "invoice-v1", "westus2")
 	msg := h.queue.take()[0]
 	other := *h.eng
+	second := make(chan error, 1)
 	h.eng.Source = &deliverDuring{fakeResource: h.src, deliver: func() {
-		if err := other.StartCopy(h.ctx, msg, 2); err != nil {
-			t.Errorf("second delivery: %v", err)
-		}
+		go func() { second <- other.StartCopy(h.ctx, msg, 2) }()
+		time.Sleep(50 * time.Millisecond) // the second delivery finds the row claimed and waits
 	}}
 	if err := h.eng.StartCopy(h.ctx, msg, 1); err != nil {
 		t.Fatal(err)
+	}
+	if err := <-second; err != nil {
+		t.Errorf("second delivery: %v", err)
 	}
 	h.eng.Source = h.src
 	if n := h.src.count("CopyTo"); n != 1 {
@@ -470,6 +475,100 @@ func TestConcurrentDeliveryCopiesOnce(t *testing.T) {
 	h.settle(5)
 	if r := h.row("westus2", "invoice-v1"); r.Status != StatusSucceeded || r.Attempt != 1 {
 		t.Errorf("row %s attempt %d %s", r.Status, r.Attempt, r.ErrorCode)
+	}
+}
+
+// A delivery that waited on another one's claim copies itself when that one gives up after a
+// transient failure (and may have lost the message): the authorization is not wasted.
+func TestWaitingDeliveryCopiesWhenTheOtherGivesUp(t *testing.T) {
+	defer func(d time.Duration) { claimPoll = d }(claimPoll)
+	claimPoll = 10 * time.Millisecond
+	h := newHarness(t)
+	h.request(KindModel, "invoice-v1", "westus2")
+	msg := h.queue.take()[0]
+	other := *h.eng
+	second := make(chan error, 1)
+	h.src.failNext("CopyTo", &ServiceError{Class: ClassTransient, Code: "429", StatusCode: 429, RetryAfter: time.Second})
+	h.eng.Source = &deliverDuring{fakeResource: h.src, deliver: func() {
+		go func() { second <- other.StartCopy(h.ctx, msg, 2) }()
+		time.Sleep(50 * time.Millisecond)
+	}}
+	if err := h.eng.StartCopy(h.ctx, msg, 1); err == nil {
+		t.Fatal("the throttled first delivery must report its transient failure")
+	}
+	if err := <-second; err != nil {
+		t.Fatalf("second delivery: %v", err)
+	}
+	if r := h.row("westus2", "invoice-v1"); r.Status != StatusCopying || r.Attempt != 1 {
+		t.Errorf("row %s attempt %d, want copying on the first authorization", r.Status, r.Attempt)
+	}
+	if n := h.src.count("CopyTo"); n != 2 {
+		t.Errorf("copyTo called %d times, want 2 (one throttled, one accepted)", n)
+	}
+}
+
+func TestWaitingDeliveryGivesUpWithItsContext(t *testing.T) {
+	h := newHarness(t)
+	h.request(KindModel, "invoice-v1", "westus2")
+	msg := h.queue.take()[0]
+	r := h.row("westus2", "invoice-v1")
+	r.NextAttemptAt = h.clock.Now().Add(time.Minute) // held by a delivery that hangs
+	if err := h.store.Update(h.ctx, &r); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(h.ctx, 100*time.Millisecond)
+	defer cancel()
+	if err := h.eng.StartCopy(ctx, msg, 2); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("error %v, want the context's deadline (the message is redelivered)", err)
+	}
+	if n := h.src.count("CopyTo"); n != 0 {
+		t.Errorf("copyTo called %d times while another delivery held the row", n)
+	}
+}
+
+func TestClaimLastsNoLongerThanTheStep(t *testing.T) {
+	h := newHarness(t) // Lease is 2 minutes
+	h.request(KindModel, "invoice-v1", "westus2")
+	msg := h.queue.take()[0]
+	var claimed time.Duration
+	h.eng.Source = &deliverDuring{fakeResource: h.src, deliver: func() {
+		claimed = h.row("westus2", "invoice-v1").NextAttemptAt.Sub(h.clock.Now())
+	}}
+	ctx, cancel := context.WithTimeout(h.ctx, 30*time.Second) // the handler's deadline
+	defer cancel()
+	if err := h.eng.StartCopy(ctx, msg, 1); err != nil {
+		t.Fatal(err)
+	}
+	if claimed <= 0 || claimed > 30*time.Second {
+		t.Errorf("the claim lasted %s under a 30s deadline, want at most that (not the 2m lease)", claimed)
+	}
+}
+
+// ctxStore fails calls whose context has ended, as a store on the network does.
+type ctxStore struct{ *memStore }
+
+func (s ctxStore) Update(ctx context.Context, r *Replica) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return s.memStore.Update(ctx, r)
+}
+
+func TestReleaseOutlivesTheStepsContext(t *testing.T) {
+	h := newHarness(t)
+	h.request(KindModel, "invoice-v1", "westus2")
+	msg := h.queue.take()[0]
+	before := h.row("westus2", "invoice-v1").NextAttemptAt
+	ctx, cancel := context.WithCancel(h.ctx)
+	// The handler's time runs out while copyTo is throttled.
+	h.src.failNext("CopyTo", &ServiceError{Class: ClassTransient, Code: "429", StatusCode: 429})
+	h.eng.Source = &deliverDuring{fakeResource: h.src, deliver: cancel}
+	h.eng.Store = ctxStore{h.store} // like the table: a call on an ended context fails
+	if err := h.eng.StartCopy(ctx, msg, 1); err == nil {
+		t.Fatal("want the transient failure")
+	}
+	if r := h.row("westus2", "invoice-v1"); !r.NextAttemptAt.Equal(before) || r.Status != StatusAuthorized {
+		t.Errorf("row %s due %s after the step's context ended, want the claim given back (due %s)", r.Status, r.NextAttemptAt, before)
 	}
 }
 
@@ -490,6 +589,35 @@ func TestTransientCopyToReleasesTheClaim(t *testing.T) {
 	}
 	if n := h.src.count("CopyTo"); n != 2 {
 		t.Errorf("copyTo called %d times, want 2 (one throttled, one accepted)", n)
+	}
+}
+
+func TestTargetTakenAgainAfterFreeingIsRetried(t *testing.T) {
+	h := newHarness(t)
+	exists := &ServiceError{Class: ClassExists, Code: "ModelExists", StatusCode: 409}
+	// The first two authorizations meet 409s (a lost answer retried by the client reserves the
+	// id again right after it was freed); the next run of the step authorizes.
+	h.west.failNext("AuthorizeCopy", exists, exists)
+	r := h.request(KindModel, "invoice-v1", "westus2")[0]
+	if r.Status != StatusPending || r.ErrorCode != "TargetReserved" || r.Attempt != 2 {
+		t.Fatalf("after the second 409: %s attempt %d %s, want a pending retry", r.Status, r.Attempt, r.ErrorCode)
+	}
+	h.settle(10)
+	if r := h.row("westus2", "invoice-v1"); r.Status != StatusSucceeded {
+		t.Errorf("row %s %s", r.Status, r.ErrorCode)
+	}
+}
+
+func TestTargetThatStaysTakenFailsAfterItsAttempts(t *testing.T) {
+	h := newHarness(t)
+	exists := &ServiceError{Class: ClassExists, Code: "ModelExists", StatusCode: 409}
+	for range 20 {
+		h.west.failNext("AuthorizeCopy", exists)
+	}
+	h.request(KindModel, "invoice-v1", "westus2")
+	h.settle(20)
+	if r := h.row("westus2", "invoice-v1"); r.Status != StatusFailed || r.ErrorCode != "TargetReserved" || r.Attempt-r.FirstAttempt+1 != 3 {
+		t.Errorf("row %s %s after %d attempts, want failed TargetReserved after 3", r.Status, r.ErrorCode, r.Attempt-r.FirstAttempt+1)
 	}
 }
 

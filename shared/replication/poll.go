@@ -123,7 +123,7 @@ func (e *Engine) advance(ctx context.Context, r *Replica) error {
 // claim takes a lease on r before a step with side effects on the service, so two pollers never
 // both authorize the same replica. False: another instance has it.
 func (e *Engine) claim(ctx context.Context, r *Replica) bool {
-	r.NextAttemptAt = e.now().Add(e.policy().Lease)
+	r.NextAttemptAt = e.claimEnd(ctx, e.now())
 	if err := e.Store.Update(ctx, r); err != nil {
 		if !errors.Is(err, ErrConflict) {
 			e.log().WarnContext(ctx, "claiming replica failed", append(replicaAttrs(r), "err", err.Error())...)
