@@ -1,6 +1,7 @@
 # dimirror — build, test and local tooling.
 # `make test` is what CI runs: it installs what the suite needs (Go modules, Azurite from
-# package-lock.json) and runs vet, the gofmt check and the whole race-enabled suite.
+# package-lock.json) and runs vet, the gofmt check, the whole race-enabled suite (the short
+# fault-injection run included) and a few seconds of each fuzz target.
 
 GO        ?= go
 NPM       ?= npm
@@ -42,6 +43,7 @@ fmt:
 
 test: deps vet fmt-check
 	$(GO) test -race -timeout $(GOTEST_TIMEOUT) ./...
+	$(MAKE) --no-print-directory fuzz-short FUZZTIME=3s
 
 clean:
 	rm -rf $(BIN) dist
