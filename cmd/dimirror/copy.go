@@ -80,18 +80,10 @@ func parseCopyFlags(args []string, stdout, stderr io.Writer) (copyRequest, int, 
 	fs.BoolVar(&r.json, "json", false, "print only the result, as JSON")
 	settings := addSettingsFlag(fs)
 	usageErr := func(format string, a ...any) (copyRequest, int, bool) {
-		fmt.Fprintf(stderr, "dimirror copy: "+format+"\nRun 'dimirror copy --help' for usage.\n", a...)
-		return r, exitUsage, false
+		return r, usageError(stderr, fs.Name(), format, a...), false
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintf(stdout, copyHelp, flagDefaults(fs))
-			return r, exitOK, false
-		}
-		return usageErr("%v", err)
-	}
-	if fs.NArg() > 0 {
-		return usageErr("unexpected argument %q (use --id to name the model)", fs.Arg(0))
+	if code, ok := parseFlags(fs, args, copyHelp, " (use --id to name the model)", stdout, stderr); !ok {
+		return r, code, false
 	}
 	r.settings = *settings
 	k, err := replication.ParseKind(*kind)

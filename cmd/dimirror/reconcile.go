@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -70,18 +69,10 @@ func parseReconcileFlags(args []string, stdout, stderr io.Writer) (reconcileFlag
 	fs.DurationVar(&f.timeout, "timeout", 9*time.Minute, "give up after this `duration`")
 	settings := addSettingsFlag(fs)
 	usageErr := func(format string, a ...any) (reconcileFlags, int, bool) {
-		fmt.Fprintf(stderr, "dimirror reconcile: "+format+"\nRun 'dimirror reconcile --help' for usage.\n", a...)
-		return f, exitUsage, false
+		return f, usageError(stderr, fs.Name(), format, a...), false
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintf(stdout, reconcileHelp, flagDefaults(fs))
-			return f, exitOK, false
-		}
-		return usageErr("%v", err)
-	}
-	if fs.NArg() > 0 {
-		return usageErr("unexpected argument %q: reconcile takes flags only", fs.Arg(0))
+	if code, ok := parseFlags(fs, args, reconcileHelp, ": reconcile takes flags only", stdout, stderr); !ok {
+		return f, code, false
 	}
 	if f.timeout <= 0 {
 		return usageErr("--timeout must be positive")

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -63,6 +64,29 @@ func isTerminal(w io.Writer) bool {
 	}
 	fi, err := f.Stat()
 	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// parseFlags parses an operator command's flags. --help prints help (a format whose one %s is
+// the flag defaults) and ends the command with exitOK; a flag error or a positional argument
+// ends it with a usage error (argHint follows the argument in the message).
+func parseFlags(fs *flag.FlagSet, args []string, help, argHint string, stdout, stderr io.Writer) (int, bool) {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintf(stdout, help, flagDefaults(fs))
+			return exitOK, false
+		}
+		return usageError(stderr, fs.Name(), "%v", err), false
+	}
+	if fs.NArg() > 0 {
+		return usageError(stderr, fs.Name(), "unexpected argument %q"+argHint, fs.Arg(0)), false
+	}
+	return exitOK, true
+}
+
+// usageError prints a usage error for command (e.g. "dimirror copy") and returns exitUsage.
+func usageError(stderr io.Writer, command, format string, a ...any) int {
+	fmt.Fprintf(stderr, command+": "+format+"\nRun '"+command+" --help' for usage.\n", a...)
+	return exitUsage
 }
 
 // addSettingsFlag registers --settings on fs.

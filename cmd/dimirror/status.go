@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -66,18 +65,10 @@ func parseStatusFlags(args []string, stdout, stderr io.Writer) (statusQuery, int
 	fs.BoolVar(&q.json, "json", false, "print JSON instead of a table")
 	settings := addSettingsFlag(fs)
 	usageErr := func(format string, a ...any) (statusQuery, int, bool) {
-		fmt.Fprintf(stderr, "dimirror status: "+format+"\nRun 'dimirror status --help' for usage.\n", a...)
-		return q, exitUsage, false
+		return q, usageError(stderr, fs.Name(), format, a...), false
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintf(stdout, statusHelp, flagDefaults(fs))
-			return q, exitOK, false
-		}
-		return usageErr("%v", err)
-	}
-	if fs.NArg() > 0 {
-		return usageErr("unexpected argument %q (use --id to name a model)", fs.Arg(0))
+	if code, ok := parseFlags(fs, args, statusHelp, " (use --id to name a model)", stdout, stderr); !ok {
+		return q, code, false
 	}
 	q.settings = *settings
 	if *kind != "" || *id != "" {
