@@ -220,8 +220,8 @@ func (r *Report) throughput(w io.Writer) {
 	for _, n := range t.Bound.Needs {
 		row(w, n.Resource, n.Category, fmt.Sprint(n.Calls), fmt.Sprintf("%g/s", n.Rate), ms(n.Time))
 	}
-	fmt.Fprintf(w, "\nBound: %s (%s %s) + %s = **%s**. Achieved: **%s**, first webhook to last replica verified: achieved/bound\n"+
-		"= **%.2f** (goal ≥ 0.9: %s).\n\n",
+	fmt.Fprintf(w, "\nBound: %s (%s %s) + %s = **%s**. Achieved, first webhook to last replica verified: **%s**. Throughput\n"+
+		"achieved / throughput the bound allows (= bound / wall time) = **%.2f** (goal ≥ 0.9: %s).\n\n",
 		ms(t.Bound.Binding.Time), t.Bound.Binding.Resource, t.Bound.Binding.Category, ms(t.Options.CopyDuration), ms(t.Bound.Wall),
 		ms(t.Wall), t.Ratio, goal(t.Ratio >= 0.9))
 	fmt.Fprintf(w, "**429s.** %d of %d calls were answered 429: **%.1f %%** (goal < 1 %%: %s).\n\n", t.Throttled, t.Requests, 100*t.Share429, goal(t.Share429 < 0.01))
