@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dimirror/dimirror/internal/app"
 	"github.com/dimirror/dimirror/internal/statustable"
 	"github.com/dimirror/dimirror/shared/config"
 	"github.com/dimirror/dimirror/shared/docintel"
@@ -253,8 +254,8 @@ func newCopier(cfg *config.Config, req copyRequest, env cliEnv) (*copier, error)
 	if len(names) == 0 {
 		names = targetNames(cfg.Targets)
 	}
-	creds := &credentials{}
-	source, err := diClient(creds, cfg, cfg.Source.Endpoint, cfg.Source.Key, docintel.Options{APIVersion: cfg.Source.APIVersion})
+	creds := app.NewCredentials(nil)
+	source, err := creds.DocIntel(cfg.Source.Endpoint, cfg.Source.Key, docintel.Options{CallTimeout: cfg.CallTimeout, APIVersion: cfg.Source.APIVersion})
 	if err != nil {
 		return nil, fmt.Errorf("source: %w", err)
 	}
@@ -266,14 +267,14 @@ func newCopier(cfg *config.Config, req copyRequest, env cliEnv) (*copier, error)
 		if !ok {
 			return nil, badUsage{fmt.Sprintf("--to: %q is not a configured target (targets: %s)", name, strings.Join(targetNames(cfg.Targets), ", "))}
 		}
-		client, err := diClient(creds, cfg, t.Endpoint, t.Key, docintel.Options{APIVersion: t.APIVersion, ResourceID: t.ResourceID, Region: t.Region})
+		client, err := creds.DocIntel(t.Endpoint, t.Key, docintel.Options{CallTimeout: cfg.CallTimeout, APIVersion: t.APIVersion, ResourceID: t.ResourceID, Region: t.Region})
 		if err != nil {
 			return nil, fmt.Errorf("target %s: %w", name, err)
 		}
 		j := &copyJob{target: name, client: client, from: source, v21: t.APIVersion == docintel.V2_1, targetID: req.targetID, state: jobWaiting}
 		if t.Degrade {
 			if degrade == nil {
-				if degrade, err = diClient(creds, cfg, cfg.Source.Endpoint, cfg.Source.Key, docintel.Options{APIVersion: cfg.Source.APIVersion, Degrade: true}); err != nil {
+				if degrade, err = creds.DocIntel(cfg.Source.Endpoint, cfg.Source.Key, docintel.Options{CallTimeout: cfg.CallTimeout, APIVersion: cfg.Source.APIVersion, Degrade: true}); err != nil {
 					return nil, fmt.Errorf("source: %w", err)
 				}
 			}

@@ -8,15 +8,9 @@ import (
 	"io"
 	"os"
 	"strings"
-	"sync"
 	"time"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
-	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
-
 	"github.com/dimirror/dimirror/shared/config"
-	"github.com/dimirror/dimirror/shared/docintel"
-	"github.com/dimirror/dimirror/shared/store"
 )
 
 // settingsHelp is the paragraph every settings-reading command's --help ends with.
@@ -115,52 +109,6 @@ func loadSettings(file string, lookupEnv func(string) (string, bool)) (*config.C
 		v, ok := values[name]
 		return v, ok
 	})
-}
-
-// credentials creates DefaultAzureCredential once, and only when a setting has no key.
-type credentials struct {
-	once sync.Once
-	cred azcore.TokenCredential
-	err  error
-}
-
-func (c *credentials) get() (azcore.TokenCredential, error) {
-	c.once.Do(func() {
-		c.cred, c.err = azidentity.NewDefaultAzureCredential(nil)
-		if c.err != nil {
-			c.err = fmt.Errorf("no key is set and no Microsoft Entra ID credential is available (sign in with az login, or set the keys): %w", c.err)
-		}
-	})
-	return c.cred, c.err
-}
-
-// diClient builds a Document Intelligence client with a key, or with Entra ID when key is empty.
-func diClient(creds *credentials, cfg *config.Config, endpoint, key string, opts docintel.Options) (*docintel.Client, error) {
-	opts.CallTimeout = cfg.CallTimeout
-	if key != "" {
-		opts.Key = key
-	} else {
-		cred, err := creds.get()
-		if err != nil {
-			return nil, err
-		}
-		opts.Credential = cred
-	}
-	return docintel.New(endpoint, opts)
-}
-
-// openTable opens the replica table the settings name.
-func openTable(ctx context.Context, creds *credentials, cfg *config.Config) (*store.Tables, error) {
-	o := store.Options{ConnectionString: cfg.Table.ConnectionString, ServiceURL: cfg.Table.ServiceURI,
-		Table: cfg.Table.Name, CallTimeout: cfg.CallTimeout}
-	if o.ConnectionString == "" {
-		cred, err := creds.get()
-		if err != nil {
-			return nil, err
-		}
-		o.Credential = cred
-	}
-	return store.Open(ctx, o)
 }
 
 func targetNames(ts []config.Target) []string {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/dimirror/dimirror/handlers"
+	"github.com/dimirror/dimirror/internal/app"
 	"github.com/dimirror/dimirror/internal/statustable"
 	"github.com/dimirror/dimirror/shared/replication"
 )
@@ -134,7 +135,7 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer, env
 		}
 	}
 	openCtx, cancel := context.WithTimeout(ctx, cfg.CallTimeout)
-	table, err := openTable(openCtx, &credentials{}, cfg)
+	table, err := app.NewCredentials(nil).OpenTable(openCtx, cfg)
 	cancel()
 	if err != nil {
 		fmt.Fprintf(stderr, "dimirror status: %v\n", err)

@@ -40,23 +40,61 @@ type App struct {
 	onListen func(addr string)
 }
 
-// credentials creates DefaultAzureCredential once, only if some connection needs it.
-type credentials struct {
+// Credentials creates DefaultAzureCredential once, and only when a connection has no key or
+// connection string. The app and the operator commands share it.
+type Credentials struct {
 	once sync.Once
 	cred azcore.TokenCredential
 	err  error
 }
 
-func (c *credentials) get() (azcore.TokenCredential, error) {
+// NewCredentials returns Credentials; a non-nil fixed credential replaces DefaultAzureCredential
+// (tests use a fake).
+func NewCredentials(fixed azcore.TokenCredential) *Credentials {
+	c := &Credentials{}
+	if fixed != nil {
+		c.once.Do(func() { c.cred = fixed })
+	}
+	return c
+}
+
+// Get is the Entra ID credential, created on first use.
+func (c *Credentials) Get() (azcore.TokenCredential, error) {
 	c.once.Do(func() {
-		cred, err := azidentity.NewDefaultAzureCredential(nil)
-		if err != nil {
-			c.err = fmt.Errorf("no Entra ID credential (set keys or connection strings, or sign in / use a managed identity): %w", err)
-			return
+		c.cred, c.err = azidentity.NewDefaultAzureCredential(nil)
+		if c.err != nil {
+			c.err = fmt.Errorf("no key is set and no Microsoft Entra ID credential is available (sign in with az login or use a managed identity, or set the keys): %w", c.err)
 		}
-		c.cred = cred
 	})
 	return c.cred, c.err
+}
+
+// DocIntel builds a Document Intelligence client with key, or with Entra ID when key is empty.
+func (c *Credentials) DocIntel(endpoint, key string, opts docintel.Options) (*docintel.Client, error) {
+	if key != "" {
+		opts.Key = key
+	} else {
+		cred, err := c.Get()
+		if err != nil {
+			return nil, err
+		}
+		opts.Credential = cred
+	}
+	return docintel.New(endpoint, opts)
+}
+
+// OpenTable opens the replica table cfg names, by connection string or Entra ID.
+func (c *Credentials) OpenTable(ctx context.Context, cfg *config.Config) (*store.Tables, error) {
+	o := store.Options{ConnectionString: cfg.Table.ConnectionString, ServiceURL: cfg.Table.ServiceURI,
+		Table: cfg.Table.Name, CallTimeout: cfg.CallTimeout}
+	if o.ConnectionString == "" {
+		cred, err := c.Get()
+		if err != nil {
+			return nil, fmt.Errorf("table: %w", err)
+		}
+		o.Credential = cred
+	}
+	return store.Open(ctx, o)
 }
 
 // Options tune New for tests and tools.
@@ -74,10 +112,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, o Options) (
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	creds := &credentials{}
-	if o.Credential != nil {
-		creds.once.Do(func() { creds.cred = o.Credential })
-	}
+	creds := NewCredentials(o.Credential)
 	a := &App{Config: cfg, Log: log, Targets: map[string]*docintel.Client{}, onListen: o.OnListen}
 	pace := newPacers(cfg)
 
@@ -85,16 +120,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, o Options) (
 		opts := extra
 		opts.APIVersion, opts.CallTimeout, opts.Logger = v, cfg.CallTimeout, log
 		opts.Transport = pace.transport(endpoint)
-		if key != "" {
-			opts.Key = key
-		} else {
-			cred, err := creds.get()
-			if err != nil {
-				return nil, err
-			}
-			opts.Credential = cred
-		}
-		return docintel.New(endpoint, opts)
+		return creds.DocIntel(endpoint, key, opts)
 	}
 	var err error
 	if a.Source, err = client(cfg.Source.Endpoint, cfg.Source.Key, cfg.Source.APIVersion, docintel.Options{}); err != nil {
@@ -120,14 +146,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, o Options) (
 		}
 	}
 
-	tableOpts := store.Options{ConnectionString: cfg.Table.ConnectionString, ServiceURL: cfg.Table.ServiceURI,
-		Table: cfg.Table.Name, CallTimeout: cfg.CallTimeout}
-	if tableOpts.ConnectionString == "" {
-		if tableOpts.Credential, err = creds.get(); err != nil {
-			return nil, fmt.Errorf("table: %w", err)
-		}
-	}
-	if a.Table, err = store.Open(ctx, tableOpts); err != nil {
+	if a.Table, err = creds.OpenTable(ctx, cfg); err != nil {
 		return nil, err
 	}
 
@@ -135,7 +154,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, o Options) (
 	if !o.NoQueue {
 		var cred azcore.TokenCredential
 		if cfg.ServiceBus.ConnectionString == "" {
-			if cred, err = creds.get(); err != nil {
+			if cred, err = creds.Get(); err != nil {
 				return nil, fmt.Errorf("service bus: %w", err)
 			}
 		}
