@@ -100,6 +100,7 @@ type Client struct {
 	pl          runtime.Pipeline
 	callTimeout time.Duration
 	degrade     bool
+	spendRetry  policy.RetryOptions // the retry of a call that spends something (copyTo)
 	resourceID  string
 	region      string
 	logger      *slog.Logger
@@ -178,6 +179,10 @@ func newClient(endpoint string, opts Options, rawVersion string) (*Client, error
 	retry := opts.Retry
 	if retry.MaxRetries == 0 {
 		retry.MaxRetries = defaultMaxRetries
+	}
+	c.spendRetry = retry
+	c.spendRetry.ShouldRetry = func(resp *http.Response, _ error) bool {
+		return resp != nil && resp.StatusCode == http.StatusTooManyRequests
 	}
 	transport := opts.Transport
 	if transport == nil {
@@ -342,6 +347,11 @@ type call struct {
 	header  map[string]string
 	noEcho  bool     // never copy the answer's raw text into an error
 	secrets []string // extra secrets to scrub (the copy access token)
+	// spends marks a call the service acts on once and must not see twice (copyTo spends its
+	// authorization): it is retried only after a 429, which the service refused unread. Any
+	// other failure may hide an accepted request, so the caller must find out before sending
+	// it again.
+	spends bool
 }
 
 type response struct {
@@ -369,6 +379,9 @@ func (c *Client) do(ctx context.Context, cl call) (*response, error) {
 	}
 	callCtx, cancel := c.withDeadline(ctx)
 	defer cancel()
+	if cl.spends {
+		callCtx = policy.WithRetryOptions(callCtx, c.spendRetry)
+	}
 	req, err := runtime.NewRequest(callCtx, cl.method, cl.url)
 	if err != nil {
 		return nil, fmt.Errorf("docintel: %s: building request: %w", cl.op, err)

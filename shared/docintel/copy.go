@@ -335,6 +335,7 @@ func (c *Client) CopyTo(ctx context.Context, kind Kind, sourceID string, auth *A
 		url:     c.url(path, nil),
 		body:    bytes.Clone(body),
 		secrets: []string{token},
+		spends:  true,
 	}
 	if c.degrade {
 		cl.header = map[string]string{degradeHeader: "true"}

@@ -11,8 +11,10 @@
 // way of printing an Authorization (fmt verbs, slog) redacts it.
 //
 // Requests go through an azcore pipeline: its retry policy retries 408, 429 and 5xx with
-// exponential back-off and honours Retry-After; its key or bearer-token policy authenticates
-// (bearer scope https://cognitiveservices.azure.com/.default); its telemetry policy puts
+// exponential back-off and honours Retry-After, except that CopyTo is sent again only after a
+// 429 (a copy whose answer was lost or was a 5xx may have started, and its authorization is
+// single-use: the caller looks for the operation before trying again); its key or bearer-token
+// policy authenticates (bearer scope https://cognitiveservices.azure.com/.default); its telemetry policy puts
 // "dimirror" in User-Agent. Plain http is accepted only for loopback endpoints (local emulators).
 // Every call gets Options.CallTimeout as deadline, retries included, when its context has none.
 // The default transport does not follow redirects, which would hand the key to another host, and

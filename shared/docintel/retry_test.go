@@ -160,6 +160,90 @@ func TestRetryResendsBody(t *testing.T) {
 	}
 }
 
+// copyTo spends its authorization: the client may send it again only after a 429, which the
+// service refused unread. After a 5xx or a lost answer the copy may have started, so the error
+// goes back to the caller (transient), which looks for the operation before sending it again.
+func TestCopyToRetriesOnlyThrottling(t *testing.T) {
+	accepted := func(base string) cannedResponse {
+		return answer(202, "", "Operation-Location", base+"/documentintelligence/operations/31533456_abc?api-version=2024-11-30")
+	}
+	tests := []struct {
+		name         string
+		first        func(base string) cannedResponse
+		hangUp       bool // the first request is read, then the connection dropped unanswered
+		wantAttempts int
+		wantErr      func(error) bool // nil: success
+	}{
+		{name: "429 retried", first: func(string) cannedResponse {
+			return answer(429, `{"error":{"code":"429","message":"slow down"}}`, "Retry-After", "0")
+		}, wantAttempts: 2},
+		{name: "500 not retried", first: func(string) cannedResponse {
+			return answer(500, `{"error":{"code":"InternalServerError","message":"boom"}}`)
+		}, wantAttempts: 1, wantErr: IsTransient},
+		{name: "503 not retried", first: func(string) cannedResponse { return answer(503, "") }, wantAttempts: 1, wantErr: IsTransient},
+		{name: "408 not retried", first: func(string) cannedResponse { return answer(408, "") }, wantAttempts: 1, wantErr: IsTransient},
+		{name: "lost answer not retried", hangUp: true, wantAttempts: 1, wantErr: IsTransient},
+	}
+	auth := &Authorization{Kind: KindModel, Body: []byte(`{"targetResourceId":"r","targetResourceRegion":"westus2","targetModelId":"t1","targetModelLocation":"l","accessToken":"tok-copy-0123456789","expirationDateTime":"2030-01-01T00:00:00Z"}`)}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var (
+				mu    sync.Mutex
+				calls int
+			)
+			srv := httptest.NewServer(nil)
+			t.Cleanup(srv.Close)
+			srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				_, _ = io.ReadAll(r.Body)
+				mu.Lock()
+				calls++
+				n := calls
+				mu.Unlock()
+				a := accepted(srv.URL)
+				if n == 1 && tt.hangUp {
+					conn, _, err := w.(http.Hijacker).Hijack()
+					if err == nil {
+						_ = conn.Close()
+					}
+					return
+				}
+				if n == 1 {
+					a = tt.first(srv.URL)
+				}
+				for k, v := range a.header {
+					w.Header().Set(k, v)
+				}
+				w.WriteHeader(a.status)
+				_, _ = w.Write(a.body)
+			})
+			c, err := New(srv.URL, Options{Key: "copy-key-0123456789", Retry: fastRetry})
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = c.CopyTo(context.Background(), KindModel, "m1", auth)
+			switch {
+			case tt.wantErr == nil && err != nil:
+				t.Fatalf("err = %v", err)
+			case tt.wantErr != nil && !tt.wantErr(err):
+				t.Errorf("err = %v: predicate false", err)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			check(t, "copyTo requests", calls, tt.wantAttempts)
+		})
+	}
+	// Other calls keep the full retry: a GET after a 500 is tried again.
+	s := newScriptedServer(t, answer(500, ""), answer(200, infoOK))
+	c, err := New(s.srv.URL, Options{Key: "copy-key-0123456789", Retry: fastRetry})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Info(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	check(t, "info requests", s.attempts(), 2)
+}
+
 func TestDeadlines(t *testing.T) {
 	// The server holds every request until the client gives up.
 	hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() }))
