@@ -113,6 +113,9 @@ param callTimeout string = '30s'
 @description('Renew a copy authorization closer than this to expiry (DIMIRROR_AUTH_MARGIN).')
 param authMargin string = '5m'
 
+@description('How long a step holds a replica against other instances, and how long a crash mid-step delays it (DIMIRROR_CLAIM_LEASE); at least callTimeout.')
+param claimLease string = '1m'
+
 @description('Log level (DIMIRROR_LOG_LEVEL).')
 @allowed([
   'debug'
@@ -309,6 +312,7 @@ module app 'modules/functionapp.bicep' = {
     retryMax: retryMax
     callTimeout: callTimeout
     authMargin: authMargin
+    claimLease: claimLease
     logLevel: logLevel
     replaceExisting: replaceExisting
     pruneDeleted: pruneDeleted

@@ -56,6 +56,7 @@ param retryBase string
 param retryMax string
 param callTimeout string
 param authMargin string
+param claimLease string
 param logLevel string
 param replaceExisting bool
 param pruneDeleted bool
@@ -179,6 +180,7 @@ var appSettings = {
   DIMIRROR_RETRY_MAX: retryMax
   DIMIRROR_CALL_TIMEOUT: callTimeout
   DIMIRROR_AUTH_MARGIN: authMargin
+  DIMIRROR_CLAIM_LEASE: claimLease
   DIMIRROR_LOG_LEVEL: logLevel
   DIMIRROR_REPLACE: replaceExisting ? 'true' : 'false'
   DIMIRROR_PRUNE: pruneDeleted ? 'true' : 'false'

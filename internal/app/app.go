@@ -179,6 +179,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, o Options) (
 			RetryBase:   cfg.RetryBase,
 			RetryMax:    cfg.RetryMax,
 			AuthMargin:  cfg.AuthMargin,
+			Lease:       cfg.ClaimLease,
 			Replace:     cfg.Replace,
 		},
 		Log: log,

@@ -69,16 +69,15 @@ type Config struct {
 
 // DefaultFaults are the service faults of both variants. With MaxAttempts 8, a replica runs out
 // of attempts only if 8 authorizations in a row expire or fail their copy: (0.08+0.05)^8 ≈ 8e-8.
-// Lost answers (reset-after) are not among them: the Copy API client retries a copyTo whose
-// answer was lost, which spends the authorization twice (see docs/BENCHMARKS.md); -chaos.faults
-// adds them.
-var DefaultFaults = didev.Faults{HTTP429: 0.03, HTTP500: 0.03, Reset: 0.02, CopyFail: 0.08, ExpireAuth: 0.05}
+// Lost answers (reset-after) are among them: the request is handled, the answer never comes.
+// A copyTo whose answer was lost must not be sent again with the same authorization; the
+// copy starter finds the copy in the source's operations instead.
+var DefaultFaults = didev.Faults{HTTP429: 0.03, HTTP500: 0.03, Reset: 0.02, ResetAfter: 0.02, CopyFail: 0.08, ExpireAuth: 0.05}
 
 // Short is the variant `go test ./...` runs: about 50 replications and one kill, which falls
 // after the requests are in, among copies, polls and retries. A kill in the middle of a claimed
-// step delays its replica until the claim lapses (up to 2 minutes, the lease): such a run takes
-// about 2.5 minutes instead of 20 to 40 seconds. Kills in the middle of webhooks are the full
-// variant's.
+// step delays its replica until the claim lapses (DIMIRROR_CLAIM_LEASE, 20 s in the local stack).
+// Kills in the middle of webhooks are the full variant's.
 func Short(seed uint64) Config {
 	return Config{
 		Seed: seed, Models: 24, Conflicts: 2, Instances: 2, Kills: 1, BusFaults: 3,

@@ -124,6 +124,7 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 		"DIMIRROR_RETRY_BASE":      "1s",
 		"DIMIRROR_RETRY_MAX":       "4s",
 		"DIMIRROR_CALL_TIMEOUT":    "10s",
+		"DIMIRROR_CLAIM_LEASE":     "20s",
 		"DIMIRROR_LOG_LEVEL":       "debug",
 	}
 	for k, v := range o.Settings {

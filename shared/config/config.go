@@ -47,6 +47,9 @@ type Config struct {
 	CallTimeout time.Duration
 	// AuthMargin: a copy authorization closer than this to expiry is renewed before copyTo.
 	AuthMargin time.Duration
+	// ClaimLease bounds a step that holds a replica (authorizing it, starting its copy): other
+	// instances keep off the row that long, and a crash mid-step delays the replica that long.
+	ClaimLease time.Duration
 	LogLevel   slog.Level
 
 	// Replace overwrites target models that already exist; Prune deletes target models
@@ -144,6 +147,7 @@ type settings struct {
 	RetryMax    string `envconfig:"DIMIRROR_RETRY_MAX" default:"30m"`
 	CallTimeout string `envconfig:"DIMIRROR_CALL_TIMEOUT" default:"30s"`
 	AuthMargin  string `envconfig:"DIMIRROR_AUTH_MARGIN" default:"5m"`
+	ClaimLease  string `envconfig:"DIMIRROR_CLAIM_LEASE" default:"1m"`
 	LogLevel    string `envconfig:"DIMIRROR_LOG_LEVEL" default:"info"`
 
 	Replace       string `envconfig:"DIMIRROR_REPLACE" default:"false"`

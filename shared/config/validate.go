@@ -201,6 +201,10 @@ func (s *settings) validate() (*Config, error) {
 	if c.AuthMargin >= authLifetime {
 		p.add("DIMIRROR_AUTH_MARGIN", "%s is not shorter than a copy authorization's 1h lifetime, so every authorization would be renewed; use e.g. 5m", c.AuthMargin)
 	}
+	c.ClaimLease = parseDuration(&p, "DIMIRROR_CLAIM_LEASE", s.ClaimLease, false)
+	if c.ClaimLease > 0 && c.CallTimeout > 0 && c.ClaimLease < c.CallTimeout {
+		p.add("DIMIRROR_CLAIM_LEASE", "%s is shorter than DIMIRROR_CALL_TIMEOUT (%s), so a step could not wait out one call; use at least twice that", c.ClaimLease, c.CallTimeout)
+	}
 	switch strings.ToLower(s.LogLevel) {
 	case "debug":
 		c.LogLevel = slog.LevelDebug

@@ -174,6 +174,8 @@ func (e *Engine) requestOne(ctx context.Context, k Key, targetID string, src Mod
 			return nil, err
 		}
 	}
+	ctx, cancel := e.withinClaim(ctx, r)
+	defer cancel()
 	if err := e.authorize(ctx, r); err != nil {
 		return nil, err
 	}
@@ -364,6 +366,8 @@ func (e *Engine) StartCopy(ctx context.Context, msg *CopyMessage, deliveryCount 
 		} else if err != nil {
 			return err
 		}
+		ctx, cancel := e.withinClaim(ctx, r)
+		defer cancel()
 		return e.startCopy(ctx, r, msg, deliveryCount, prev)
 	}
 	return fmt.Errorf("replica %s keeps changing under the copy starter", msg.Key())
@@ -390,6 +394,13 @@ func (e *Engine) claimEnd(ctx context.Context, now time.Time) time.Time {
 		d = min(d, time.Until(deadline))
 	}
 	return now.Add(max(d, 0))
+}
+
+// withinClaim bounds the step that holds the claim on r to the claim's end: past it another
+// delivery or poll pass may take the row, and two steps must never both spend an authorization.
+func (e *Engine) withinClaim(ctx context.Context, r *Replica) (context.Context, context.CancelFunc) {
+	// A timeout rather than a deadline: the claim is on the engine's clock, ctx on the wall clock.
+	return context.WithTimeout(ctx, r.NextAttemptAt.Sub(e.now()))
 }
 
 // release gives a claim back after a transient failure (prev is the row's due time before it),

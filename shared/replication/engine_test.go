@@ -544,6 +544,40 @@ func TestClaimLastsNoLongerThanTheStep(t *testing.T) {
 	}
 }
 
+// hangingCopy is a source whose copyTo never answers: only the caller's context ends it.
+type hangingCopy struct{ *fakeResource }
+
+func (h hangingCopy) CopyTo(ctx context.Context, _ Kind, _ string, _ []byte) (string, error) {
+	<-ctx.Done()
+	return "", &ServiceError{Class: ClassTransient, Code: "Timeout", Message: ctx.Err().Error()}
+}
+
+// A step must end with its claim: past the lease another delivery may take the row, and both
+// would spend the authorization.
+func TestStepEndsWithItsClaim(t *testing.T) {
+	h := newHarness(t, func(p *Policy) { p.Lease = 100 * time.Millisecond })
+	h.request(KindModel, "invoice-v1", "westus2")
+	msg := h.queue.take()[0]
+	h.eng.Source = hangingCopy{h.src}
+	start := time.Now()
+	done := make(chan error, 1)
+	go func() { done <- h.eng.StartCopy(h.ctx, msg, 1) }() // h.ctx has no deadline
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("a step cut off by its lease must report a transient failure")
+		}
+		if d := time.Since(start); d < 90*time.Millisecond {
+			t.Errorf("the step ended after %s, before its 100ms lease", d)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the step outlived its lease")
+	}
+	if r := h.row("westus2", "invoice-v1"); r.Status != StatusAuthorized {
+		t.Errorf("row %s, want authorized with the claim given back", r.Status)
+	}
+}
+
 // ctxStore fails calls whose context has ended, as a store on the network does.
 type ctxStore struct{ *memStore }
 

@@ -35,7 +35,7 @@ func DefaultPolicy() Policy {
 		TransientDelay: 5 * time.Second,
 		QuotaWait:      30 * time.Minute,
 		AuthMargin:     5 * time.Minute,
-		Lease:          2 * time.Minute,
+		Lease:          time.Minute,
 		Workers:        8,
 	}
 }

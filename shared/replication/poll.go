@@ -97,6 +97,8 @@ func (e *Engine) advance(ctx context.Context, r *Replica) error {
 		if !e.claim(ctx, r) {
 			return nil
 		}
+		ctx, cancel := e.withinClaim(ctx, r)
+		defer cancel()
 		return e.authorize(ctx, r)
 	case StatusAuthorized:
 		// Due only once the authorization expired without a copy starting (message lost,
@@ -114,6 +116,8 @@ func (e *Engine) advance(ctx context.Context, r *Replica) error {
 		if !e.claim(ctx, r) {
 			return nil
 		}
+		ctx, cancel := e.withinClaim(ctx, r)
+		defer cancel()
 		r.setError("CopyNotStarted", "no copy started before the authorization expired; authorizing again")
 		return e.renew(ctx, r)
 	}
