@@ -14,13 +14,18 @@ import (
 
 // v3/v4 handlers: /documentintelligence and /formrecognizer with ?api-version=.
 
+// itemURL is the URL of an item of the resource at base, in this call's api-version.
+func (c *call) itemURL(base, collection, id string) string {
+	return base + c.v.family.prefix() + "/" + collection + "/" + id + "?api-version=" + c.v.name
+}
+
 // location is the URL of an item of this resource, as the client addressed it.
 func (c *call) location(collection, id string) string {
-	return c.base + c.v.family.prefix() + "/" + collection + "/" + id + "?api-version=" + c.v.name
+	return c.itemURL(c.base, collection, id)
 }
 
 func (c *call) operationLocation(opID string) string {
-	return c.base + c.v.family.prefix() + "/operations/" + opID + "?api-version=" + c.v.name
+	return c.location("operations", opID)
 }
 
 func accepted(locationHeader, location string) *response {
@@ -73,9 +78,14 @@ func (c *call) cursor() (string, *httpError) {
 	}
 	b, err := base64.RawURLEncoding.DecodeString(tok)
 	if err != nil || len(b) == 0 {
-		return "", errParamInvalid("nextLink", "the continuation token is not one this resource issued.")
+		return "", errCursor()
 	}
 	return string(b), nil
+}
+
+// errCursor answers a nextLink token this resource did not issue.
+func errCursor() *httpError {
+	return errParamInvalid("nextLink", "the continuation token is not one this resource issued.")
 }
 
 // nextLink is the absolute URL of the page after cursor.
@@ -98,14 +108,14 @@ func handleListModels(c *call) *response {
 	case strings.HasPrefix(cur, "p:"):
 		n, err := strconv.Atoi(cur[2:])
 		if err != nil || n < 0 || n >= len(pre) {
-			return errResp(errParamInvalid("nextLink", "the continuation token is not one this resource issued."))
+			return errResp(errCursor())
 		}
 		start = n + 1
 	case strings.HasPrefix(cur, "c:"):
 		start = len(pre)
 		customAfter = cur[2:]
 	case cur != "":
-		return errResp(errParamInvalid("nextLink", "the continuation token is not one this resource issued."))
+		return errResp(errCursor())
 	}
 	last := ""
 	next := start
@@ -127,20 +137,11 @@ func handleListModels(c *call) *response {
 }
 
 func handleListClassifiers(c *call) *response {
-	cur, herr := c.cursor()
-	if herr != nil {
-		return errResp(herr)
-	}
-	size := c.s.opts.PageSize
-	out := pageOut{Value: []any{}}
-	ids := c.st.sortedIDs(KindClassifier, cur, size, c.now)
-	for _, id := range ids[:min(len(ids), size)] {
-		out.Value = append(out.Value, renderClassifier(c.v, c.st.Models[KindClassifier][id]))
-	}
-	if len(ids) > size {
-		out.NextLink = c.nextLink(c.v.family.prefix()+"/documentClassifiers", ids[size-1])
-	}
-	return jsonResp(http.StatusOK, out)
+	return c.listPage("documentClassifiers", func(cur string, size int) []string {
+		return c.st.sortedIDs(KindClassifier, cur, size, c.now)
+	}, func(id string) any {
+		return renderClassifier(c.v, c.st.Models[KindClassifier][id])
+	})
 }
 
 func getHandler(kind Kind) handler {
@@ -219,9 +220,18 @@ func (c *call) newOperation(kind string, d time.Duration) *operation {
 	}
 }
 
+// newModel names the model a build or compose request creates.
+type newModel struct {
+	ModelID     *string `json:"modelId"`
+	Description *string `json:"description"`
+}
+
+func (r *newModel) newItem(Kind) (string, string, *string) {
+	return "modelId", str(r.ModelID), r.Description
+}
+
 type buildRequest struct {
-	ModelID          *string           `json:"modelId"`
-	Description      *string           `json:"description"`
+	newModel
 	BuildMode        *string           `json:"buildMode"`
 	AzureBlobSource  *blobSource       `json:"azureBlobSource"`
 	AzureBlobFiles   *fileListSource   `json:"azureBlobFileListSource"`
@@ -240,14 +250,8 @@ func (c *call) quotaErr() *httpError {
 
 func handleBuildModel(c *call) *response {
 	var req buildRequest
-	if e := c.decodeBody(&req); e != nil {
-		return errResp(e)
-	}
-	id := str(req.ModelID)
-	if e := validateID("modelId", id); e != nil {
-		return errResp(e)
-	}
-	if e := validateDescription(req.Description); e != nil {
+	id, e := c.decodeNewItem(&req, KindModel)
+	if e != nil {
 		return errResp(e)
 	}
 	mode := str(req.BuildMode)
@@ -269,14 +273,7 @@ func handleBuildModel(c *call) *response {
 	if req.MaxTrainingHours != nil && (*req.MaxTrainingHours < 0 || *req.MaxTrainingHours > 10000) {
 		return errResp(errParamInvalid("maxTrainingHours", "the value is out of range."))
 	}
-	if c.st.taken(KindModel, id) {
-		old := c.st.get(KindModel, id, c.now)
-		if !(req.AllowOverwrite && c.v.newCompose && old != nil) {
-			return errResp(errModelExists())
-		}
-		c.s.delModel(c.res.key, KindModel, id) // the old model goes when the rebuild is accepted
-	}
-	if e := c.quotaErr(); e != nil {
+	if e := c.admit(KindModel, id, req.AllowOverwrite); e != nil {
 		return errResp(e)
 	}
 	op := c.newOperation(opModelBuild, c.s.opts.BuildDuration)
@@ -286,16 +283,11 @@ func handleBuildModel(c *call) *response {
 	m.Description = str(req.Description)
 	m.Tags = cloneTags(req.Tags)
 	op.Tags = cloneTags(req.Tags) // operations carry the build's tags [rec]
-	op.Result = m
-	op.ResourceLocation = c.location("documentModels", id)
-	c.s.putModel(c.res.key, m)
-	c.s.putOp(c.res.key, op)
-	return accepted("operation-location", c.operationLocation(op.ID)) // builds spell it lowercase [rec]
+	return c.startBuild(op, m)
 }
 
 type composeRequest struct {
-	ModelID         *string `json:"modelId"`
-	Description     *string `json:"description"`
+	newModel
 	ComponentModels []struct {
 		ModelID string `json:"modelId"`
 	} `json:"componentModels"`
@@ -310,14 +302,8 @@ type composeRequest struct {
 
 func handleCompose(c *call) *response {
 	var req composeRequest
-	if e := c.decodeBody(&req); e != nil {
-		return errResp(e)
-	}
-	id := str(req.ModelID)
-	if e := validateID("modelId", id); e != nil {
-		return errResp(e)
-	}
-	if e := validateDescription(req.Description); e != nil {
+	id, e := c.decodeNewItem(&req, KindModel)
+	if e != nil {
 		return errResp(e)
 	}
 	docTypes := map[string]*docType{}
@@ -362,10 +348,7 @@ func handleCompose(c *call) *response {
 			}
 		}
 	}
-	if c.st.taken(KindModel, id) {
-		return errResp(errModelExists())
-	}
-	if e := c.quotaErr(); e != nil {
+	if e := c.admit(KindModel, id, false); e != nil {
 		return errResp(e)
 	}
 	op := c.newOperation(opModelCompose, c.s.opts.BuildDuration)
@@ -381,11 +364,7 @@ func handleCompose(c *call) *response {
 		}
 	}
 	op.Tags = cloneTags(req.Tags)
-	op.Result = m
-	op.ResourceLocation = c.location("documentModels", id)
-	c.s.putModel(c.res.key, m)
-	c.s.putOp(c.res.key, op)
-	return accepted("operation-location", c.operationLocation(op.ID))
+	return c.startBuild(op, m)
 }
 
 // firstDocType copies the component's docType with the smallest name.
@@ -410,16 +389,14 @@ type classifierBuildRequest struct {
 	AllowOverwrite   bool                 `json:"allowOverwrite"`
 }
 
+func (r *classifierBuildRequest) newItem(Kind) (string, string, *string) {
+	return "classifierId", str(r.ClassifierID), r.Description
+}
+
 func handleBuildClassifier(c *call) *response {
 	var req classifierBuildRequest
-	if e := c.decodeBody(&req); e != nil {
-		return errResp(e)
-	}
-	id := str(req.ClassifierID)
-	if e := validateID("classifierId", id); e != nil {
-		return errResp(e)
-	}
-	if e := validateDescription(req.Description); e != nil {
+	id, e := c.decodeNewItem(&req, KindClassifier)
+	if e != nil {
 		return errResp(e)
 	}
 	if len(req.DocTypes) == 0 {
@@ -438,22 +415,15 @@ func handleBuildClassifier(c *call) *response {
 	if b := str(req.BaseClassifierID); b != "" && c.st.get(KindClassifier, b, c.now) == nil {
 		return errResp(errParamInvalid("baseClassifierId", "the classifier "+b+" was not found."))
 	}
-	if c.st.taken(KindClassifier, id) {
-		if !(req.AllowOverwrite && c.v.newCompose && c.st.get(KindClassifier, id, c.now) != nil) {
-			return errResp(errModelExists())
-		}
-		c.s.delModel(c.res.key, KindClassifier, id)
+	if e := c.admit(KindClassifier, id, req.AllowOverwrite); e != nil {
+		return errResp(e)
 	}
 	op := c.newOperation(opClassifierBuild, c.s.opts.BuildDuration)
 	m := newSeedClassifier(id, c.v.name, op.End)
 	m.Classes = classes
 	m.Description = str(req.Description)
 	m.BaseClassifierID = str(req.BaseClassifierID)
-	op.Result = m
-	op.ResourceLocation = c.location("documentClassifiers", id)
-	c.s.putModel(c.res.key, m)
-	c.s.putOp(c.res.key, op)
-	return accepted("operation-location", c.operationLocation(op.ID))
+	return c.startBuild(op, m)
 }
 
 func handleGetOp(c *call) *response {
@@ -472,12 +442,15 @@ func handleGetOp(c *call) *response {
 // handleListOps lists this resource's operations newest first: ascending ids, since the id
 // prefix counts down [rec].
 func handleListOps(c *call) *response {
-	cur, herr := c.cursor()
-	if herr != nil {
-		return errResp(herr)
-	}
+	return c.listPage("operations", c.opIDsAfter, func(id string) any {
+		return renderOp(c.v, c.st.Ops[id], c.now, true)
+	})
+}
+
+// opIDsAfter drops expired operations, then lists the ids after cur of the kinds this
+// api-version knows, in order.
+func (c *call) opIDsAfter(cur string, _ int) []string {
 	c.s.pruneOps(c.res.key, c.now)
-	size := c.s.opts.PageSize
 	ids := make([]string, 0, len(c.st.Ops))
 	for id, op := range c.st.Ops {
 		if id > cur && c.v.hasKind(op.Kind) {
@@ -485,14 +458,7 @@ func handleListOps(c *call) *response {
 		}
 	}
 	sort.Strings(ids)
-	out := pageOut{Value: []any{}}
-	for _, id := range ids[:min(len(ids), size)] {
-		out.Value = append(out.Value, renderOp(c.v, c.st.Ops[id], c.now, true))
-	}
-	if len(ids) > size {
-		out.NextLink = c.nextLink(c.v.family.prefix()+"/operations", ids[size-1])
-	}
-	return jsonResp(http.StatusOK, out)
+	return ids
 }
 
 type authorizeRequest struct {
@@ -500,6 +466,14 @@ type authorizeRequest struct {
 	ClassifierID *string           `json:"classifierId"`
 	Description  *string           `json:"description"`
 	Tags         map[string]string `json:"tags"`
+}
+
+// newItem names the model or classifier id, by the kind authorized.
+func (r *authorizeRequest) newItem(kind Kind) (string, string, *string) {
+	if kind == KindClassifier {
+		return "classifierId", str(r.ClassifierID), r.Description
+	}
+	return "modelId", str(r.ModelID), r.Description
 }
 
 // newToken is an opaque access token; only its hash is stored.
@@ -552,33 +526,15 @@ type classifierAuthOut struct {
 }
 
 func authorizeHandler(kind Kind) handler {
-	param := "modelId"
-	if kind == KindClassifier {
-		param = "classifierId"
-	}
 	return func(c *call) *response {
 		var req authorizeRequest
-		if e := c.decodeBody(&req); e != nil {
-			return errResp(e)
-		}
-		id := str(req.ModelID)
-		if kind == KindClassifier {
-			id = str(req.ClassifierID)
-		}
-		if e := validateID(param, id); e != nil {
-			return errResp(e)
-		}
-		if e := validateDescription(req.Description); e != nil {
+		id, e := c.decodeNewItem(&req, kind)
+		if e != nil {
 			return errResp(e)
 		}
 		// An existing or reserved id is 409 ModelExists [rec].
-		if c.st.taken(kind, id) {
-			return errResp(errModelExists())
-		}
-		if kind == KindModel {
-			if e := c.quotaErr(); e != nil {
-				return errResp(e)
-			}
+		if e := c.admit(kind, id, false); e != nil {
+			return errResp(e)
 		}
 		token, a := c.issueAuth(kind, id, str(req.Description), req.Tags)
 		loc := c.location(collectionOf(kind), id)
@@ -660,7 +616,7 @@ func copyToHandler(kind Kind) handler {
 		op.ResourceLocation = *targetLoc
 		if target != nil {
 			// resourceLocation points at the target resource [rec].
-			op.ResourceLocation = target.endpoint + c.v.family.prefix() + "/" + collectionOf(kind) + "/" + *targetID + "?api-version=" + c.v.name
+			op.ResourceLocation = c.itemURL(target.endpoint, collectionOf(kind), *targetID)
 		}
 		degrade := strings.EqualFold(strings.TrimSpace(c.r.Header.Get("x-ms-forms-copy-degrade")), "true")
 		switch {

@@ -126,3 +126,13 @@ func checkTags(t *testing.T, what string, got, want map[string]string) {
 		t.Errorf("%s = %v, want %v", what, got, want)
 	}
 }
+
+// wireOf decodes model details as the service serves them.
+func wireOf(t *testing.T, raw json.RawMessage) wireModel {
+	t.Helper()
+	var m wireModel
+	if err := json.Unmarshal(raw, &m); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}

@@ -197,6 +197,27 @@ func (r *replayRun) one(t *testing.T, name string) step {
 	return s[0]
 }
 
+// ok is the one call of name, which must have succeeded.
+func (r *replayRun) ok(t *testing.T, name string) step {
+	t.Helper()
+	s := r.one(t, name)
+	if s.err != nil {
+		t.Fatal(s.err)
+	}
+	return s
+}
+
+// failed is the *Error of the one call of name; class tells the error's Is* answers apart
+// (want names what it accepts).
+func (r *replayRun) failed(t *testing.T, name, want string, class func(error) bool) *Error {
+	t.Helper()
+	err := r.one(t, name).err
+	if !class(err) {
+		t.Errorf("%s err %v: want %s", name, err, want)
+	}
+	return errorOf(t, err)
+}
+
 // ops are the polls of operations of one kind.
 func (r *replayRun) ops(t *testing.T, kind string) []*Operation {
 	t.Helper()
@@ -220,11 +241,77 @@ func statuses(ops []*Operation) []Status {
 	return out
 }
 
-func checkStatuses(t *testing.T, what string, ops []*Operation, want ...Status) {
+// polls are the polls of operations of one kind, whose statuses must be want.
+func (r *replayRun) polls(t *testing.T, kind string, want ...Status) []*Operation {
 	t.Helper()
+	ops := r.ops(t, kind)
 	if got := statuses(ops); !slices.Equal(got, want) {
-		t.Errorf("%s statuses = %v, want %v", what, got, want)
+		t.Errorf("%s statuses = %v, want %v", kind, got, want)
 	}
+	return ops
+}
+
+// getModels are the models the getModel calls returned, whose statuses must be want.
+func (r *replayRun) getModels(t *testing.T, want ...string) []*Model {
+	t.Helper()
+	var models []*Model
+	var got []string
+	for _, s := range r.calls("getModel") {
+		if s.err != nil {
+			t.Fatal(s.err)
+		}
+		models = append(models, s.model)
+		got = append(got, s.model.Status)
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("model statuses = %v, want %v", got, want)
+	}
+	return models
+}
+
+// sourceAndTarget are the two models read: a copy's source, then its target.
+func (r *replayRun) sourceAndTarget(t *testing.T) (src, dst *Model) {
+	t.Helper()
+	models := r.calls("getModel")
+	if len(models) != 2 || models[0].err != nil || models[1].err != nil {
+		t.Fatalf("getModel steps = %+v", models)
+	}
+	return models[0].model, models[1].model
+}
+
+// authWant is what a copy authorization must hold; empty fields are not checked.
+type authWant struct {
+	target, resource, region, location string
+	expires                            string // RFC 3339
+}
+
+// auth is the one copy authorization, which must have succeeded and hold want.
+func (r *replayRun) auth(t *testing.T, want authWant) step {
+	t.Helper()
+	a := r.ok(t, "authorizeCopy")
+	for _, f := range []struct{ what, got, want string }{
+		{"auth target", a.auth.TargetID, want.target},
+		{"auth resource", a.auth.TargetResourceID, want.resource},
+		{"auth region", a.auth.TargetRegion, want.region},
+		{"auth location", a.auth.TargetLocation, want.location},
+	} {
+		if f.want != "" {
+			check(t, f.what, f.got, f.want)
+		}
+	}
+	if want.expires != "" {
+		checkTime(t, "auth expiry", a.auth.ExpiresAt, want.expires)
+	}
+	return a
+}
+
+// v21Auth is the one v2.1 copy authorization, checked: its target id, the target's URL on the
+// test server under the version path, and the Unix-seconds expiry.
+func (r *replayRun) v21Auth(t *testing.T, version, target string, expires int64) step {
+	t.Helper()
+	a := r.auth(t, authWant{target: target, location: r.srv.srv.URL + "/formrecognizer/" + version + "/custom/models/" + target})
+	check(t, "auth expiry", a.auth.ExpiresAt, time.Unix(expires, 0).UTC())
+	return a
 }
 
 func repeat(s Status, n int) []Status {
@@ -401,33 +488,26 @@ func errorOf(t *testing.T, err error) *Error {
 func replayCases() []replayCase {
 	return []replayCase{
 		{file: "js_fr_2023-07-31_copy_model_template", version: V2023_07_31, bearer: true, check: func(t *testing.T, r *replayRun) {
-			build := r.ops(t, OperationKindModelBuild)
-			checkStatuses(t, "build", build, StatusRunning, StatusRunning, StatusSucceeded)
+			build := r.polls(t, OperationKindModelBuild, StatusRunning, StatusRunning, StatusSucceeded)
 			check(t, "build target", build[2].TargetID, "copySource10172")
 			check(t, "build percent", build[2].PercentCompleted, 100)
 
-			a := r.one(t, "authorizeCopy")
-			if a.err != nil {
-				t.Fatal(a.err)
-			}
+			a := r.auth(t, authWant{
+				target:   "copyTarget10330",
+				resource: "/subscriptions/faa080af-c1d8-40ad-9cce-e1a450ca5b57/resourceGroups/witemple-rg/providers/Microsoft.CognitiveServices/accounts/witemple-fr-centralus",
+				region:   "centralus",
+				location: "https://endpoint/formrecognizer/documentModels/copyTarget10330?api-version=2023-07-31",
+				expires:  "2023-08-02T18:24:43Z",
+			})
 			check(t, "auth kind", a.auth.Kind, KindModel)
 			check(t, "auth version", a.auth.APIVersion, V2023_07_31)
-			check(t, "auth target", a.auth.TargetID, "copyTarget10330")
-			check(t, "auth resource", a.auth.TargetResourceID, "/subscriptions/faa080af-c1d8-40ad-9cce-e1a450ca5b57/resourceGroups/witemple-rg/providers/Microsoft.CognitiveServices/accounts/witemple-fr-centralus")
-			check(t, "auth region", a.auth.TargetRegion, "centralus")
-			check(t, "auth location", a.auth.TargetLocation, "https://endpoint/formrecognizer/documentModels/copyTarget10330?api-version=2023-07-31")
-			checkTime(t, "auth expiry", a.auth.ExpiresAt, "2023-08-02T18:24:43Z")
 			if !bytes.Equal(a.auth.Body, r.rec.Entries[a.idx].ResponseBody) {
 				t.Errorf("auth body is not the service's JSON verbatim:\n%s", a.auth.Body)
 			}
 
-			cp := r.one(t, "copyTo")
-			if cp.err != nil {
-				t.Fatal(cp.err)
-			}
+			cp := r.ok(t, "copyTo")
 			check(t, "operation URL", cp.opURL, r.srv.srv.URL+"/formrecognizer/operations/31475370917_01b85629-1f31-4245-8023-20976a86da38?api-version=2023-07-31")
-			copies := r.ops(t, OperationKindModelCopyTo)
-			checkStatuses(t, "copy", copies, StatusRunning, StatusRunning, StatusSucceeded)
+			copies := r.polls(t, OperationKindModelCopyTo, StatusRunning, StatusRunning, StatusSucceeded)
 			last := copies[2]
 			check(t, "op id", last.ID, "31475370917_01b85629-1f31-4245-8023-20976a86da38")
 			check(t, "op target", last.TargetID, "copyTarget10330")
@@ -441,19 +521,13 @@ func replayCases() []replayCase {
 				t.Errorf("result: running %q, succeeded %d bytes", copies[0].Result, len(last.Result))
 			}
 
-			m := r.one(t, "getModel")
-			if m.err != nil {
-				t.Fatal(m.err)
-			}
-			check(t, "model id", m.model.ID, "copyTarget10330")
-			checkTime(t, "model created (source's)", m.model.Created, "2023-08-02T17:24:39Z")
-			checkTime(t, "model expires", m.model.Expires, "2025-08-01T17:24:39Z")
-			check(t, "model apiVersion", m.model.APIVersion, "2023-07-31")
-			check(t, "model status", m.model.Status, StatusReady)
-			var raw wireModel
-			if err := json.Unmarshal(m.model.Raw, &raw); err != nil {
-				t.Fatal(err)
-			}
+			m := r.ok(t, "getModel").model
+			check(t, "model id", m.ID, "copyTarget10330")
+			checkTime(t, "model created (source's)", m.Created, "2023-08-02T17:24:39Z")
+			checkTime(t, "model expires", m.Expires, "2025-08-01T17:24:39Z")
+			check(t, "model apiVersion", m.APIVersion, "2023-07-31")
+			check(t, "model status", m.Status, StatusReady)
+			raw := wireOf(t, m.Raw)
 			if _, ok := raw.DocTypes["copyTarget10330"]; !ok || len(raw.DocTypes) != 1 {
 				t.Errorf("model Raw docTypes %v: want the one renamed to the target id", raw.DocTypes)
 			}
@@ -467,28 +541,19 @@ func replayCases() []replayCase {
 			}
 		}},
 		{file: "net_di_2024-07-31-preview_CopyModelTo", version: V2024_11_30, check: func(t *testing.T, r *replayRun) {
-			checkStatuses(t, "build", r.ops(t, OperationKindModelBuild), StatusRunning, StatusSucceeded)
-			a := r.one(t, "authorizeCopy")
-			if a.err != nil {
-				t.Fatal(a.err)
-			}
-			check(t, "auth target", a.auth.TargetID, "1560330644")
-			check(t, "auth region", a.auth.TargetRegion, "eastus")
-			check(t, "auth resource", a.auth.TargetResourceID, "/subscriptions/faa080af-c1d8-40ad-9cce-e1a450ca5b57/resourceGroups/camaiaor/providers/Microsoft.CognitiveServices/accounts/camaiaor-localtests")
-			check(t, "auth location", a.auth.TargetLocation, "https://camaiaor-localtests.cognitiveservices.azure.com/documentintelligence/documentModels/1560330644?api-version=2024-07-31-preview")
-			checkTime(t, "auth expiry", a.auth.ExpiresAt, "2024-08-07T19:42:46Z")
-			if cp := r.one(t, "copyTo"); cp.err != nil {
-				t.Fatal(cp.err)
-			}
-			copies := r.ops(t, OperationKindModelCopyTo)
-			checkStatuses(t, "copy", copies, StatusNotStarted, StatusSucceeded)
-			last := copies[1]
+			r.polls(t, OperationKindModelBuild, StatusRunning, StatusSucceeded)
+			r.auth(t, authWant{
+				target:   "1560330644",
+				resource: "/subscriptions/faa080af-c1d8-40ad-9cce-e1a450ca5b57/resourceGroups/camaiaor/providers/Microsoft.CognitiveServices/accounts/camaiaor-localtests",
+				region:   "eastus",
+				location: "https://camaiaor-localtests.cognitiveservices.azure.com/documentintelligence/documentModels/1560330644?api-version=2024-07-31-preview",
+				expires:  "2024-08-07T19:42:46Z",
+			})
+			r.ok(t, "copyTo")
+			last := r.polls(t, OperationKindModelCopyTo, StatusNotStarted, StatusSucceeded)[1]
 			check(t, "op target", last.TargetID, "1560330644")
 			check(t, "op apiVersion", last.APIVersion, "2024-07-31-preview")
-			var res wireModel
-			if err := json.Unmarshal(last.Result, &res); err != nil {
-				t.Fatal(err)
-			}
+			res := wireOf(t, last.Result)
 			check(t, "result description", res.Description, "This model was generated by a .NET test.")
 			checkTags(t, "result tags", res.Tags, map[string]string{"tag1": "value1", "tag2": "value2"})
 			del := r.calls("deleteModel")
@@ -497,21 +562,17 @@ func replayCases() []replayCase {
 			}
 		}},
 		{file: "net_di_2024-07-31-preview_DeleteModelCanParseError", version: V2024_11_30, check: func(t *testing.T, r *replayRun) {
-			checkModelNotFound(t, r.one(t, "deleteModel").err, "37dad3b9-51bb-415b-b3b0-d5e644b4ce4a")
+			checkModelNotFound(t, r, "deleteModel", "37dad3b9-51bb-415b-b3b0-d5e644b4ce4a")
 		}},
 		{file: "net_di_2024-07-31-preview_GetModelCanParseError", version: V2024_11_30, check: func(t *testing.T, r *replayRun) {
-			s := r.one(t, "getModel")
-			check(t, "model", s.model, (*Model)(nil))
-			checkModelNotFound(t, s.err, "3908a6c4-3052-4ec4-8a7e-009680b8ca5f")
+			check(t, "model", r.one(t, "getModel").model, (*Model)(nil))
+			checkModelNotFound(t, r, "getModel", "3908a6c4-3052-4ec4-8a7e-009680b8ca5f")
 		}},
 		{file: "net_di_2024-07-31-preview_GetModels", version: V2024_11_30, check: func(t *testing.T, r *replayRun) {
-			checkStatuses(t, "builds", r.ops(t, OperationKindModelBuild), StatusRunning, StatusSucceeded, StatusRunning, StatusSucceeded)
-			s := r.one(t, "models")
-			if s.err != nil {
-				t.Fatal(s.err)
-			}
+			r.polls(t, OperationKindModelBuild, StatusRunning, StatusSucceeded, StatusRunning, StatusSucceeded)
+			models := r.ok(t, "models").models
 			var ids []string
-			for _, m := range s.models {
+			for _, m := range models {
 				ids = append(ids, m.ID)
 				check(t, m.ID+" kind", m.Kind, KindModel)
 				check(t, m.ID+" apiVersion", m.APIVersion, "2024-07-31-preview")
@@ -523,9 +584,9 @@ func replayCases() []replayCase {
 			if want := []string{"193560687", "109641655", "1972185455"}; !slices.Equal(ids, want) {
 				t.Fatalf("models = %v, want %v (15 prebuilt skipped)", ids, want)
 			}
-			check(t, "description", s.models[0].Description, "This model was generated by a .NET test.")
-			checkTime(t, "created", s.models[0].Created, "2024-08-07T19:53:09Z")
-			checkTime(t, "expires", s.models[0].Expires, "2026-08-07T19:53:09Z")
+			check(t, "description", models[0].Description, "This model was generated by a .NET test.")
+			checkTime(t, "created", models[0].Created, "2024-08-07T19:53:09Z")
+			checkTime(t, "expires", models[0].Expires, "2026-08-07T19:53:09Z")
 			for _, d := range r.calls("deleteModel") {
 				if d.err != nil {
 					t.Errorf("delete: %v", d.err)
@@ -533,36 +594,26 @@ func replayCases() []replayCase {
 			}
 		}},
 		{file: "net_fr_2023-02-28-preview_CopyModelToErrorAsync", version: V2023_07_31, check: func(t *testing.T, r *replayRun) {
-			a := r.one(t, "authorizeCopy")
-			if a.err != nil {
-				t.Fatal(a.err)
-			}
-			check(t, "auth target", a.auth.TargetID, "855589591")
-			err := r.one(t, "copyTo").err
-			if !IsModelNotReady(err) || !IsBadRequest(err) || IsNotFound(err) || IsAuthorizationInvalid(err) || IsTransient(err) {
-				t.Errorf("copyTo err %v: want ModelNotReady only", err)
-			}
-			e := errorOf(t, err)
+			r.auth(t, authWant{target: "855589591"})
+			e := r.failed(t, "copyTo", "ModelNotReady only", func(err error) bool {
+				return IsModelNotReady(err) && IsBadRequest(err) && !IsNotFound(err) && !IsAuthorizationInvalid(err) && !IsTransient(err)
+			})
 			check(t, "code", e.Code, CodeInvalidRequest)
 			check(t, "inner code", e.InnerCode, CodeModelNotReady)
 			check(t, "request id", e.RequestID, "693c2706-6d7f-4cc2-8efd-96dea9008912")
 		}},
 		{file: "net_fr_2023-02-28-preview_GetOperationWrongId", version: V2023_07_31, check: func(t *testing.T, r *replayRun) {
-			err := r.one(t, "getOperation").err
-			if !IsOperationNotFound(err) || !IsNotFound(err) || IsModelNotFound(err) || IsTransient(err) {
-				t.Errorf("err %v: want OperationNotFound", err)
-			}
-			e := errorOf(t, err)
+			e := r.failed(t, "getOperation", "OperationNotFound", func(err error) bool {
+				return IsOperationNotFound(err) && IsNotFound(err) && !IsModelNotFound(err) && !IsTransient(err)
+			})
 			check(t, "code", e.Code, CodeNotFound)
 			check(t, "inner message", e.InnerMessage, "The requested operation was not found. The identifier may be invalid or the operation may have expired.")
 			check(t, "request id", e.RequestID, "16b11b56-bca3-403d-a7fc-69ef25860475")
 		}},
 		{file: "net_fr_v2.1_CannotAuthenticateWithFakeApiKey", version: V2_1, check: func(t *testing.T, r *replayRun) {
-			err := r.one(t, "info").err
-			if !IsUnauthorized(err) || IsTransient(err) || IsNotFound(err) || IsAuthorizationInvalid(err) {
-				t.Errorf("err %v: want 401 only", err)
-			}
-			e := errorOf(t, err)
+			e := r.failed(t, "info", "401 only", func(err error) bool {
+				return IsUnauthorized(err) && !IsTransient(err) && !IsNotFound(err) && !IsAuthorizationInvalid(err)
+			})
 			check(t, "code", e.Code, "401")
 			if !strings.HasPrefix(e.Message, "Access denied due to invalid subscription key or wrong API endpoint.") {
 				t.Errorf("message = %q", e.Message)
@@ -570,11 +621,9 @@ func replayCases() []replayCase {
 			check(t, "request id", e.RequestID, "f5c643ad-9fdf-474a-847e-d3df2f51911d")
 		}},
 		{file: "net_fr_v2.1_CopyModelError", version: V2_1, check: func(t *testing.T, r *replayRun) {
-			err := r.one(t, "copyTo").err
-			if !IsBadRequest(err) || IsAuthorizationInvalid(err) || IsTransient(err) || IsModelNotReady(err) {
-				t.Errorf("err %v: want a plain 400", err)
-			}
-			e := errorOf(t, err)
+			e := r.failed(t, "copyTo", "a plain 400", func(err error) bool {
+				return IsBadRequest(err) && !IsAuthorizationInvalid(err) && !IsTransient(err) && !IsModelNotReady(err)
+			})
 			check(t, "code", e.Code, CodeV21InvalidRequest)
 			check(t, "message", e.Message, "Copy request is invalid. Field 'TargetResourceId' must be a valid Azure Resource ID.")
 			check(t, "request id", e.RequestID, "6bfa49e5-40bd-41fa-8619-91aaf9b2c0aa")
@@ -583,42 +632,21 @@ func replayCases() []replayCase {
 			resourceID: "/subscriptions/faa080af-c1d8-40ad-9cce-e1a450ca5b57/resourceGroups/camaiaor-rg/providers/Microsoft.CognitiveServices/accounts/camaiaor-formrec-eastus",
 			region:     "westcentralus",
 			check: func(t *testing.T, r *replayRun) {
-				var st []string
-				for _, s := range r.calls("getModel") {
-					if s.err != nil {
-						t.Fatal(s.err)
-					}
-					st = append(st, s.model.Status)
-				}
-				if want := []string{"creating", "creating", "creating", "ready"}; !slices.Equal(st, want) {
-					t.Errorf("model statuses = %v, want %v", st, want)
-				}
-				src := r.calls("getModel")[3].model
+				src := r.getModels(t, "creating", "creating", "creating", "ready")[3]
 				check(t, "source id", src.ID, "49f30af7-aa0a-40e1-b668-d275558203dd")
 				checkTime(t, "source created", src.Created, "2023-04-28T18:36:52Z")
 				checkTime(t, "source modified", src.Modified, "2023-04-28T18:36:56Z")
 				check(t, "source apiVersion", src.APIVersion, "2.1")
 
-				a := r.one(t, "authorizeCopy")
-				if a.err != nil {
-					t.Fatal(a.err)
-				}
-				check(t, "auth target", a.auth.TargetID, "ebab90c5-7adf-4ba9-b88a-4c8ab84d7a4b")
-				check(t, "auth expiry", a.auth.ExpiresAt, time.Unix(1682793416, 0).UTC())
-				check(t, "auth location", a.auth.TargetLocation, r.srv.srv.URL+"/formrecognizer/v2.1/custom/models/ebab90c5-7adf-4ba9-b88a-4c8ab84d7a4b")
+				a := r.v21Auth(t, "v2.1", "ebab90c5-7adf-4ba9-b88a-4c8ab84d7a4b", 1682793416)
 				check(t, "auth region", a.auth.TargetRegion, "westcentralus")
 				if !bytes.Contains(a.auth.Body, []byte(`"copyAuthorization":`+string(r.rec.Entries[a.idx].ResponseBody)+"}")) {
 					t.Errorf("auth body does not wrap the service's answer verbatim: %s", a.auth.Body)
 				}
-				cp := r.one(t, "copyTo")
-				if cp.err != nil {
-					t.Fatal(cp.err)
-				}
-				if !strings.HasSuffix(cp.opURL, "/formrecognizer/v2.1/custom/models/49f30af7-aa0a-40e1-b668-d275558203dd/copyresults/c5615aa3-e358-4482-aee5-3be300687693") {
+				if cp := r.ok(t, "copyTo"); !strings.HasSuffix(cp.opURL, "/formrecognizer/v2.1/custom/models/49f30af7-aa0a-40e1-b668-d275558203dd/copyresults/c5615aa3-e358-4482-aee5-3be300687693") {
 					t.Errorf("operation URL = %s", cp.opURL)
 				}
-				copies := r.ops(t, OperationKindModelCopyTo)
-				checkStatuses(t, "copy", copies, append(repeat(StatusNotStarted, 21), StatusFailed)...)
+				copies := r.polls(t, OperationKindModelCopyTo, append(repeat(StatusNotStarted, 21), StatusFailed)...)
 				last := copies[len(copies)-1]
 				check(t, "op id", last.ID, "c5615aa3-e358-4482-aee5-3be300687693")
 				check(t, "op target", last.TargetID, "ebab90c5-7adf-4ba9-b88a-4c8ab84d7a4b")
@@ -642,35 +670,26 @@ func replayCases() []replayCase {
 				}
 			}},
 		{file: "py_di_2024-07-31-preview_copy_model_empty_model_id", version: V2024_11_30, check: func(t *testing.T, r *replayRun) {
-			err := r.one(t, "rawCopyTo").err
-			if !IsNotFound(err) || IsModelNotFound(err) || IsOperationNotFound(err) || IsTransient(err) {
-				t.Errorf("err %v: want a route-level 404", err)
-			}
-			e := errorOf(t, err)
+			e := r.failed(t, "rawCopyTo", "a route-level 404", func(err error) bool {
+				return IsNotFound(err) && !IsModelNotFound(err) && !IsOperationNotFound(err) && !IsTransient(err)
+			})
 			check(t, "code", e.Code, "404")
 			check(t, "inner code", e.InnerCode, "")
 			check(t, "message", e.Message, "Resource not found")
 			check(t, "request id", e.RequestID, "ec47b370-57d9-4e07-ace1-bb906ee7d9d4")
 		}},
 		{file: "py_di_2024-07-31-preview_copy_model_successful", version: V2024_11_30, check: func(t *testing.T, r *replayRun) {
-			checkStatuses(t, "build", r.ops(t, OperationKindModelBuild), StatusRunning, StatusSucceeded)
-			models := r.calls("getModel")
-			if len(models) != 2 || models[0].err != nil || models[1].err != nil {
-				t.Fatalf("getModel steps = %+v", models)
-			}
-			src, dst := models[0].model, models[1].model
+			r.polls(t, OperationKindModelBuild, StatusRunning, StatusSucceeded)
+			src, dst := r.sourceAndTarget(t)
 			check(t, "source id", src.ID, "d432c0c5-e3e8-4659-b75b-c0fdda5b9446")
 			checkTime(t, "source created", src.Created, "2024-08-14T19:08:12Z")
-			a := r.one(t, "authorizeCopy")
-			if a.err != nil {
-				t.Fatal(a.err)
-			}
-			check(t, "auth target", a.auth.TargetID, "423924aa-90a8-43d0-9fef-665b5d0c9dd8")
-			check(t, "auth location (sanitised, kept as sent)", a.auth.TargetLocation, "Sanitized")
-			check(t, "auth resource", a.auth.TargetResourceID, "/path/to/resource/id")
-			checkTime(t, "auth expiry", a.auth.ExpiresAt, "2024-08-14T20:08:17Z")
-			copies := r.ops(t, OperationKindModelCopyTo)
-			checkStatuses(t, "copy", copies, StatusSucceeded)
+			r.auth(t, authWant{
+				target:   "423924aa-90a8-43d0-9fef-665b5d0c9dd8",
+				resource: "/path/to/resource/id",
+				location: "Sanitized", // sanitised in the recording, kept as sent
+				expires:  "2024-08-14T20:08:17Z",
+			})
+			copies := r.polls(t, OperationKindModelCopyTo, StatusSucceeded)
 			check(t, "op target", copies[0].TargetID, "423924aa-90a8-43d0-9fef-665b5d0c9dd8")
 			check(t, "target id", dst.ID, "423924aa-90a8-43d0-9fef-665b5d0c9dd8")
 			checkTags(t, "target tags", dst.Tags, map[string]string{"testkey": "testvalue"})
@@ -678,31 +697,21 @@ func replayCases() []replayCase {
 			check(t, "target expires = source expires", dst.Expires, src.Expires)
 		}},
 		{file: "py_di_2024-11-30_copy_classifier_successful", version: V2024_11_30, check: func(t *testing.T, r *replayRun) {
-			checkStatuses(t, "classifier build", r.ops(t, OperationKindClassifierBuild),
-				append(append([]Status{StatusNotStarted}, repeat(StatusRunning, 14)...), StatusSucceeded)...)
-			models := r.calls("getModel")
-			if len(models) != 2 || models[0].err != nil || models[1].err != nil {
-				t.Fatalf("getModel steps = %+v", models)
-			}
-			src, dst := models[0].model, models[1].model
+			r.polls(t, OperationKindClassifierBuild, append(append([]Status{StatusNotStarted}, repeat(StatusRunning, 14)...), StatusSucceeded)...)
+			src, dst := r.sourceAndTarget(t)
 			check(t, "source kind", src.Kind, KindClassifier)
 			check(t, "source id", src.ID, "fa7dbcee-8664-4d4e-88dc-6e23ce471280")
 			check(t, "source description", src.Description, "IRS document classifier")
-			a := r.one(t, "authorizeCopy")
-			if a.err != nil {
-				t.Fatal(a.err)
-			}
+			a := r.auth(t, authWant{
+				target:   "a5b310a2-4a60-4309-b0a2-3f72a3c71c74",
+				location: "https://fakeendpoint.cognitiveservices.azure.com/documentintelligence/documentClassifiers/a5b310a2-4a60-4309-b0a2-3f72a3c71c74?api-version=2024-11-30",
+				expires:  "2024-12-14T02:48:52Z",
+			})
 			check(t, "auth kind", a.auth.Kind, KindClassifier)
-			check(t, "auth target", a.auth.TargetID, "a5b310a2-4a60-4309-b0a2-3f72a3c71c74")
-			check(t, "auth location", a.auth.TargetLocation, "https://fakeendpoint.cognitiveservices.azure.com/documentintelligence/documentClassifiers/a5b310a2-4a60-4309-b0a2-3f72a3c71c74?api-version=2024-11-30")
-			checkTime(t, "auth expiry", a.auth.ExpiresAt, "2024-12-14T02:48:52Z")
-			if cp := r.one(t, "copyTo"); cp.err != nil {
-				t.Fatal(cp.err)
-			}
-			copies := r.ops(t, OperationKindClassifierCopyTo)
-			checkStatuses(t, "classifier copy", copies, StatusNotStarted, StatusSucceeded)
-			check(t, "op target", copies[1].TargetID, "a5b310a2-4a60-4309-b0a2-3f72a3c71c74")
-			check(t, "op percent", copies[1].PercentCompleted, 100)
+			r.ok(t, "copyTo")
+			last := r.polls(t, OperationKindClassifierCopyTo, StatusNotStarted, StatusSucceeded)[1]
+			check(t, "op target", last.TargetID, "a5b310a2-4a60-4309-b0a2-3f72a3c71c74")
+			check(t, "op percent", last.PercentCompleted, 100)
 			check(t, "target id", dst.ID, "a5b310a2-4a60-4309-b0a2-3f72a3c71c74")
 			check(t, "target kind", dst.Kind, KindClassifier)
 			checkTime(t, "target created", dst.Created, "2024-12-14T01:48:53Z")
@@ -714,21 +723,12 @@ func replayCases() []replayCase {
 			}
 		}},
 		{file: "py_fr_2023-02-28-preview_copy_model_successful", version: V2023_07_31, check: func(t *testing.T, r *replayRun) {
-			checkStatuses(t, "build", r.ops(t, OperationKindModelBuild), StatusNotStarted, StatusSucceeded)
-			a := r.one(t, "authorizeCopy")
-			if a.err != nil {
-				t.Fatal(a.err)
-			}
-			check(t, "auth target", a.auth.TargetID, "042cbbf4-c35b-48a1-a00f-22c51537b7bd")
-			copies := r.ops(t, OperationKindModelCopyTo)
-			checkStatuses(t, "copy", copies, StatusNotStarted, StatusSucceeded)
-			last := copies[1]
+			r.polls(t, OperationKindModelBuild, StatusNotStarted, StatusSucceeded)
+			r.auth(t, authWant{target: "042cbbf4-c35b-48a1-a00f-22c51537b7bd"})
+			last := r.polls(t, OperationKindModelCopyTo, StatusNotStarted, StatusSucceeded)[1]
 			check(t, "op target", last.TargetID, "042cbbf4-c35b-48a1-a00f-22c51537b7bd")
 			check(t, "op apiVersion", last.APIVersion, "")
-			var res wireModel
-			if err := json.Unmarshal(last.Result, &res); err != nil {
-				t.Fatal(err)
-			}
+			res := wireOf(t, last.Result)
 			if _, ok := res.DocTypes["bc3e8212-5628-4ca3-8459-0e27c1ca0614"]; !ok {
 				t.Errorf("result docTypes %v: want the source's key kept", res.DocTypes)
 			}
@@ -738,33 +738,12 @@ func replayCases() []replayCase {
 			resourceID: "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg/providers/Microsoft.CognitiveServices/accounts/target",
 			region:     "eastus",
 			check: func(t *testing.T, r *replayRun) {
-				var st []string
-				for _, s := range r.calls("getModel") {
-					if s.err != nil {
-						t.Fatal(s.err)
-					}
-					st = append(st, s.model.Status)
-				}
-				if want := []string{"creating", "creating", "ready"}; !slices.Equal(st, want) {
-					t.Errorf("model statuses = %v, want %v", st, want)
-				}
-				a := r.one(t, "authorizeCopy")
-				if a.err != nil {
-					t.Fatal(a.err)
-				}
-				check(t, "auth target", a.auth.TargetID, "ff677acc-7b94-43ab-b77b-8d8e01a16f3b")
-				check(t, "auth expiry", a.auth.ExpiresAt, time.Unix(1600198528, 0).UTC())
-				check(t, "auth location", a.auth.TargetLocation, r.srv.srv.URL+"/formrecognizer/v2.1-preview.1/custom/models/ff677acc-7b94-43ab-b77b-8d8e01a16f3b")
-				cp := r.one(t, "copyTo")
-				if cp.err != nil {
-					t.Fatal(cp.err)
-				}
-				if !strings.Contains(cp.opURL, "/copyresults/e35af486-5a91-48f5-998f-abc0e90c0201") {
+				r.getModels(t, "creating", "creating", "ready")
+				r.v21Auth(t, "v2.1-preview.1", "ff677acc-7b94-43ab-b77b-8d8e01a16f3b", 1600198528)
+				if cp := r.ok(t, "copyTo"); !strings.Contains(cp.opURL, "/copyresults/e35af486-5a91-48f5-998f-abc0e90c0201") {
 					t.Errorf("operation URL = %s", cp.opURL)
 				}
-				copies := r.ops(t, OperationKindModelCopyTo)
-				checkStatuses(t, "copy", copies, StatusNotStarted, StatusNotStarted, StatusFailed)
-				last := copies[2]
+				last := r.polls(t, OperationKindModelCopyTo, StatusNotStarted, StatusNotStarted, StatusFailed)[2]
 				check(t, "op apiVersion", last.APIVersion, "2.1-preview.1")
 				checkTime(t, "op created", last.Created, "2020-09-14T19:35:39.9404576Z")
 				if last.Error == nil {
@@ -778,12 +757,12 @@ func replayCases() []replayCase {
 	}
 }
 
-func checkModelNotFound(t *testing.T, err error, requestID string) {
+// checkModelNotFound checks that the one call of name failed with the service's ModelNotFound.
+func checkModelNotFound(t *testing.T, r *replayRun, name, requestID string) {
 	t.Helper()
-	if !IsNotFound(err) || !IsModelNotFound(err) || IsOperationNotFound(err) || IsTransient(err) || IsModelNotReady(err) {
-		t.Errorf("err %v: want ModelNotFound", err)
-	}
-	e := errorOf(t, err)
+	e := r.failed(t, name, "ModelNotFound", func(err error) bool {
+		return IsNotFound(err) && IsModelNotFound(err) && !IsOperationNotFound(err) && !IsTransient(err) && !IsModelNotReady(err)
+	})
 	check(t, "status", e.StatusCode, http.StatusNotFound)
 	check(t, "code", e.Code, CodeNotFound)
 	check(t, "inner code", e.InnerCode, CodeModelNotFound)
