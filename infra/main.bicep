@@ -90,11 +90,11 @@ param sweepSchedule string = '0 0 * * * *'
 @description('Six-field NCRONTAB schedule of the poller (DIMIRROR_POLL_SCHEDULE). Every run is a billed execution: see the cost notes in docs/DEPLOY.md.')
 param pollSchedule string = '*/5 * * * * *'
 
-@description('List calls per second per Document Intelligence resource that reconciliation allows itself (DIMIRROR_LIST_RATE); S0 allows 10.')
+@description('List and read calls per second per Document Intelligence resource, per instance (DIMIRROR_LIST_RATE); S0 allows 10.')
 param listRate string = '9'
 
-@description('Copies per second per resource that reconciliation starts (DIMIRROR_MANAGEMENT_RATE); S0 allows 5 management calls per second.')
-param managementRate string = '4.5'
+@description('Management calls (authorizeCopy, copyTo, delete) per second per resource, per instance, and the copies reconciliation starts per second (DIMIRROR_MANAGEMENT_RATE); S0 allows 5.')
+param managementRate string = '4.8'
 
 @description('Tries of one copy before it is given up (DIMIRROR_MAX_ATTEMPTS).')
 @minValue(1)

@@ -62,10 +62,10 @@ type Config struct {
 	WatchSchedule, SweepSchedule, PollSchedule string
 
 	// ListRate paces the list calls to each Document Intelligence resource (lists, /info and
-	// reads of one model; requests per second). ManagementRate paces the copies reconciliation
-	// starts (copies per second: each is an authorizeCopy in its target and a copyTo on the
-	// source). Just under the S0 limits (10 and 5) by default, so a large sweep waits
-	// client-side instead of drawing 429s; 0 turns pacing off.
+	// reads of one model; requests per second). ManagementRate paces its management calls
+	// (authorizeCopy, copyTo, delete), and the copies reconciliation starts. Both are per
+	// instance and just under the S0 limits (10 and 5) by default, so a burst of copies or a
+	// large sweep waits client-side instead of drawing 429s; 0 turns pacing off.
 	ListRate, ManagementRate float64
 }
 
@@ -159,7 +159,7 @@ type settings struct {
 	PollSchedule  string `envconfig:"DIMIRROR_POLL_SCHEDULE" default:"*/5 * * * * *"`
 
 	ListRate       string `envconfig:"DIMIRROR_LIST_RATE" default:"9"`
-	ManagementRate string `envconfig:"DIMIRROR_MANAGEMENT_RATE" default:"4.5"`
+	ManagementRate string `envconfig:"DIMIRROR_MANAGEMENT_RATE" default:"4.8"`
 }
 
 // Names returns the name of every setting the package reads, in a stable order.

@@ -89,7 +89,7 @@ func TestDefaults(t *testing.T) {
 			{"DIMIRROR_SWEEP_SCHEDULE", c.SweepSchedule, "0 0 * * * *"},
 			{"DIMIRROR_POLL_SCHEDULE", c.PollSchedule, "*/5 * * * * *"},
 			{"DIMIRROR_LIST_RATE", c.ListRate, 9.0},
-			{"DIMIRROR_MANAGEMENT_RATE", c.ManagementRate, 4.5},
+			{"DIMIRROR_MANAGEMENT_RATE", c.ManagementRate, 4.8},
 			{"ServiceBusConnection", c.ServiceBus.ConnectionString, ""},
 			{"TableConnection", c.Table.ConnectionString, ""},
 		}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	"golang.org/x/time/rate"
 
 	"github.com/dimirror/dimirror/emulators/didev"
 	"github.com/dimirror/dimirror/shared/docintel"
@@ -228,68 +229,92 @@ func TestListingInfoAndUnsupportedVersions(t *testing.T) {
 }
 
 func TestPacerCategories(t *testing.T) {
-	p := NewPacer(9)
+	p := NewPacer(9, 4.8)
 	tests := []struct {
 		method, path string
-		paced        bool
+		paced        *rate.Limiter
 	}{
-		{"GET", "/documentintelligence/documentModels", true},
-		{"GET", "/documentintelligence/documentModels/invoice", true},
-		{"GET", "/documentintelligence/info", true},
-		{"GET", "/formrecognizer/v2.1/custom/models", true},
-		{"GET", "/documentintelligence/operations", true},
-		{"GET", "/documentintelligence/operations/31442705503_c0cc", false},
-		{"GET", "/formrecognizer/v2.1/custom/models/a/copyResults/b", false},
-		{"POST", "/documentintelligence/documentModels:authorizeCopy", false},
-		{"POST", "/documentintelligence/documentModels/a:copyTo", false},
-		{"DELETE", "/documentintelligence/documentModels/a", false},
+		{"GET", "/documentintelligence/documentModels", p.list},
+		{"GET", "/documentintelligence/documentModels/invoice", p.list},
+		{"GET", "/documentintelligence/info", p.list},
+		{"GET", "/formrecognizer/v2.1/custom/models", p.list},
+		{"GET", "/documentintelligence/operations", p.list},
+		{"GET", "/documentintelligence/operations/31442705503_c0cc", nil},
+		{"GET", "/formrecognizer/v2.1/custom/models/a/copyResults/b", nil},
+		{"POST", "/documentintelligence/documentModels:authorizeCopy", p.management},
+		{"POST", "/documentintelligence/documentModels/a:copyTo", p.management},
+		{"POST", "/formrecognizer/v2.1/custom/models/a/copy", p.management},
+		{"DELETE", "/documentintelligence/documentModels/a", p.management},
 	}
 	for _, tt := range tests {
-		if got := p.limiter(tt.method, tt.path) != nil; got != tt.paced {
-			t.Errorf("%s %s: paced %t, want %t", tt.method, tt.path, got, tt.paced)
+		if got := p.limiter(tt.method, tt.path); got != tt.paced {
+			t.Errorf("%s %s: limiter %p, want %p (list %p, management %p)", tt.method, tt.path, got, tt.paced, p.list, p.management)
 		}
 	}
-	if NewPacer(0).limiter("GET", "/documentintelligence/documentModels") != nil {
+	off := NewPacer(0, 0)
+	if off.limiter("GET", "/documentintelligence/documentModels") != nil || off.limiter("POST", "/documentintelligence/documentModels:authorizeCopy") != nil {
 		t.Error("a zero rate must leave requests unpaced")
 	}
 }
 
-// A burst of reads through a paced client stays under the list limit: no 429 at all. The same
-// burst unpaced (and without retries) meets the limit.
-func TestPacedClientStaysUnderTheListLimit(t *testing.T) {
-	srv, _ := startDI(t, didev.Options{}, true) // the S0 limits on the real clock
-	ctx := context.Background()
-	noRetry := policy.RetryOptions{MaxRetries: -1}
-	unpaced := listingFor(t, srv, docintel.V2024_11_30, docintel.Options{Retry: noRetry})
-	paced := listingFor(t, srv, docintel.V2024_11_30, docintel.Options{Retry: noRetry, Transport: NewPacer(9).Transport(nil)})
-
-	throttled := 0
-	for range 15 {
-		if _, err := unpaced.Info(ctx); err != nil {
-			var se *replication.ServiceError
-			if !errors.As(err, &se) || se.StatusCode != http.StatusTooManyRequests {
-				t.Fatalf("unexpected error: %v", err)
+// A burst through a paced client stays under the resource's limit for that kind of call: no 429
+// at all. The same burst unpaced (and without retries) meets the limit.
+func TestPacedClientStaysUnderTheLimit(t *testing.T) {
+	tests := []struct {
+		category string
+		pacer    *Pacer
+		call     func(ctx context.Context, c *docintel.Client, i int) error
+	}{
+		{"list", NewPacer(9, 0), func(ctx context.Context, c *docintel.Client, _ int) error {
+			_, err := c.Info(ctx)
+			return err
+		}},
+		{"management", NewPacer(0, 4.8), func(ctx context.Context, c *docintel.Client, i int) error {
+			_, err := c.AuthorizeCopy(ctx, docintel.KindModel, docintel.AuthorizeRequest{TargetID: fmt.Sprintf("copy-%d", i)})
+			return err
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.category, func(t *testing.T) {
+			srv, _ := startDI(t, didev.Options{}, true) // the S0 limits on the real clock
+			ctx := context.Background()
+			client := func(o docintel.Options) *docintel.Client {
+				o.APIVersion, o.Key, o.Retry = docintel.V2024_11_30, devKey, policy.RetryOptions{MaxRetries: -1}
+				c, err := docintel.New(srv.Endpoint("source"), o)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return c
 			}
-			throttled++
-		}
-	}
-	if throttled == 0 {
-		t.Fatal("the unpaced burst was never throttled: the test cannot tell pacing from luck")
-	}
-	time.Sleep(1100 * time.Millisecond) // let the budget refill
-	before := srv.Stats().Resources["source"].Categories["list"].Throttled
-	for i := range 15 {
-		if _, err := paced.Info(ctx); err != nil {
-			t.Fatalf("paced call %d: %v", i, err)
-		}
-	}
-	if n := srv.Stats().Resources["source"].Categories["list"].Throttled - before; n != 0 {
-		t.Errorf("the paced client drew %d 429s", n)
-	}
-	// A paced call waits within its context.
-	cctx, cancel := context.WithCancel(ctx)
-	cancel()
-	if _, err := paced.Info(cctx); err == nil {
-		t.Error("a call with a cancelled context went through")
+			unpaced, paced := client(docintel.Options{}), client(docintel.Options{Transport: tt.pacer.Transport(nil)})
+			throttled := 0
+			for i := range 15 {
+				if err := tt.call(ctx, unpaced, i); err != nil {
+					if !docintel.IsThrottled(err) {
+						t.Fatalf("unexpected error: %v", err)
+					}
+					throttled++
+				}
+			}
+			if throttled == 0 {
+				t.Fatal("the unpaced burst was never throttled: the test cannot tell pacing from luck")
+			}
+			time.Sleep(1100 * time.Millisecond) // let the budget refill
+			before := srv.Stats().Resources["source"].Categories[tt.category].Throttled
+			for i := range 15 {
+				if err := tt.call(ctx, paced, 100+i); err != nil {
+					t.Fatalf("paced call %d: %v", i, err)
+				}
+			}
+			if n := srv.Stats().Resources["source"].Categories[tt.category].Throttled - before; n != 0 {
+				t.Errorf("the paced client drew %d 429s", n)
+			}
+			// A paced call waits within its context.
+			cctx, cancel := context.WithCancel(ctx)
+			cancel()
+			if err := tt.call(cctx, paced, 200); err == nil {
+				t.Error("a call with a cancelled context went through")
+			}
+		})
 	}
 }

@@ -9,24 +9,33 @@ import (
 	"golang.org/x/time/rate"
 )
 
-// Pacer spaces the list calls to one resource (lists, /info and reads of one model or
-// classifier; S0: 10 per second) so they stay under its limit: a sweep over a resource with
-// thousands of models waits client-side instead of drawing 429s and Retry-After storms.
-// Management calls are not paced here (the reconciler paces the copies it starts, before it
-// starts them), nor are operation polls (GET .../operations/{id}, v2.1 copy results; S0: 50 per
-// second). Share one Pacer between every client of the same resource.
+// Pacer spaces the calls to one resource so they stay under its rate limits, which the
+// service counts per resource and per kind of call (S0: management 5 per second, lists 10,
+// operation GETs 50): a sweep over thousands of models, or a queue of copies waiting to start,
+// waits client-side instead of drawing 429s and Retry-After storms.
+//   - management: authorizeCopy, copyTo, delete, build (every call that is not a GET);
+//   - list: lists, /info and reads of one model or classifier;
+//   - operation polls (GET .../operations/{id}, v2.1 copy results) are not paced: their budget
+//     is ten times the others' and a poll pass reads each copy in flight once.
+//
+// Share one Pacer between every client of the same resource: the webhook's authorizations and
+// the copy starter's copyTo calls draw on one management budget.
 type Pacer struct {
-	list *rate.Limiter
+	list, management *rate.Limiter
 }
 
-// NewPacer paces list calls at perSecond; zero or less paces nothing. A burst of one: calls
-// leave evenly spaced, never in a clump that a gateway counting per second would refuse.
-func NewPacer(perSecond float64) *Pacer {
-	p := &Pacer{}
-	if perSecond > 0 {
-		p.list = rate.NewLimiter(rate.Limit(perSecond), 1)
+// NewPacer paces list and management calls at the given requests per second; zero or less
+// paces nothing of that kind. A burst of one: calls leave evenly spaced, never in a clump that
+// a gateway counting per second would refuse.
+func NewPacer(list, management float64) *Pacer {
+	return &Pacer{list: limiter(list), management: limiter(management)}
+}
+
+func limiter(perSecond float64) *rate.Limiter {
+	if perSecond <= 0 {
+		return nil
 	}
-	return p
+	return rate.NewLimiter(rate.Limit(perSecond), 1)
 }
 
 // Transport wraps next, the transport of a docintel client (docintel.Options.Transport), with the
@@ -58,7 +67,7 @@ func (t *pacedTransport) Do(req *http.Request) (*http.Response, error) {
 // limiter picks the budget a request counts against: nil for what is not paced.
 func (p *Pacer) limiter(method, path string) *rate.Limiter {
 	if method != http.MethodGet && method != http.MethodHead {
-		return nil
+		return p.management
 	}
 	lower := strings.ToLower(path)
 	if strings.Contains(lower, "/operations/") || strings.Contains(lower, "/copyresults/") {
