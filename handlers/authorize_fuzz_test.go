@@ -310,6 +310,10 @@ type fakeQueue struct {
 	msgs map[string]*replication.CopyMessage
 }
 
+func (q *fakeQueue) ScheduleCheck(context.Context, *replication.CopyMessage, time.Duration) error {
+	return nil
+}
+
 func (q *fakeQueue) SendCopy(_ context.Context, m *replication.CopyMessage) error {
 	q.mu.Lock()
 	defer q.mu.Unlock()

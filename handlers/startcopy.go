@@ -6,13 +6,14 @@ import (
 	"github.com/dimirror/dimirror/shared/queue"
 )
 
-// StartCopy handles one copy message (the Service Bus trigger): copyTo on the source with the
-// message's authorization. A *queue.PoisonError means the body can never be processed; any other
-// error is transient and the message must be redelivered.
+// StartCopy handles one message of the copy queue (the Service Bus trigger): a copy message
+// (copyTo on the source with the message's authorization) or a check of a copy started earlier.
+// A *queue.PoisonError means the body can never be processed; any other error is transient and
+// the message must be redelivered.
 func (a *App) StartCopy(ctx context.Context, body []byte, deliveryCount int) error {
 	m, err := queue.Decode(body)
 	if err != nil {
 		return err
 	}
-	return a.Engine.StartCopy(ctx, m, deliveryCount)
+	return a.Engine.Handle(ctx, m, deliveryCount)
 }

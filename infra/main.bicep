@@ -96,6 +96,9 @@ param listRate string = '9'
 @description('Management calls (authorizeCopy, copyTo, delete) per second per resource, per instance, and the copies reconciliation starts per second (DIMIRROR_MANAGEMENT_RATE); S0 allows 5.')
 param managementRate string = '4.8'
 
+@description('Reads of copy operations (polls and checks) per second per resource, per instance (DIMIRROR_OPERATION_RATE); S0 allows 50.')
+param operationRate string = '45'
+
 @description('Tries of one copy before it is given up (DIMIRROR_MAX_ATTEMPTS).')
 @minValue(1)
 @maxValue(100)
@@ -323,6 +326,7 @@ module app 'modules/functionapp.bicep' = {
     pollSchedule: pollSchedule
     listRate: listRate
     managementRate: managementRate
+    operationRate: operationRate
   }
 }
 

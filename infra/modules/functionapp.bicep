@@ -67,6 +67,7 @@ param sweepSchedule string
 param pollSchedule string
 param listRate string
 param managementRate string
+param operationRate string
 
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
   name: storageAccountName
@@ -191,6 +192,7 @@ var appSettings = {
   DIMIRROR_POLL_SCHEDULE: pollSchedule
   DIMIRROR_LIST_RATE: listRate
   DIMIRROR_MANAGEMENT_RATE: managementRate
+  DIMIRROR_OPERATION_RATE: operationRate
 }
 // app-settings:end
 

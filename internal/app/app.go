@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
@@ -224,4 +225,8 @@ type noQueue struct{}
 
 func (noQueue) SendCopy(context.Context, *replication.CopyMessage) error {
 	return errors.New("this command was started without a Service Bus connection")
+}
+
+func (q noQueue) ScheduleCheck(ctx context.Context, m *replication.CopyMessage, _ time.Duration) error {
+	return q.SendCopy(ctx, m)
 }

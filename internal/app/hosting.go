@@ -96,7 +96,7 @@ func (a *App) Run(ctx context.Context) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return serveHTTP(gctx, ln, a.Handlers.API(a.Config.APIKey), 5*time.Minute) })
 	g.Go(func() error {
-		loop := &queue.Loop{Receiver: rcv, Handle: a.Engine.StartCopy, Log: a.Log}
+		loop := &queue.Loop{Receiver: rcv, Handle: a.Engine.Handle, Log: a.Log}
 		err := loop.Run(gctx)
 		cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()

@@ -17,20 +17,23 @@ import (
 // (the source has two when a target needs the copy-degrade header): the service's rate limits
 // are per resource.
 type pacers struct {
-	listRate, managementRate float64
+	rates resources.Rates
 
 	mu sync.Mutex
 	by map[string]*resources.Pacer
 }
 
 func newPacers(cfg *config.Config) *pacers {
-	return &pacers{listRate: cfg.ListRate, managementRate: cfg.ManagementRate, by: map[string]*resources.Pacer{}}
+	return &pacers{
+		rates: resources.Rates{List: cfg.ListRate, Management: cfg.ManagementRate, Operation: cfg.OperationRate},
+		by:    map[string]*resources.Pacer{},
+	}
 }
 
 // transport is the paced transport for a client of endpoint; nil (docintel's default) when
 // pacing is off.
 func (p *pacers) transport(endpoint string) policy.Transporter {
-	if p.listRate <= 0 && p.managementRate <= 0 {
+	if p.rates == (resources.Rates{}) {
 		return nil
 	}
 	key := endpoint
@@ -41,7 +44,7 @@ func (p *pacers) transport(endpoint string) policy.Transporter {
 	defer p.mu.Unlock()
 	pc := p.by[key]
 	if pc == nil {
-		pc = resources.NewPacer(p.listRate, p.managementRate)
+		pc = resources.NewPacer(p.rates)
 		p.by[key] = pc
 	}
 	return pc.Transport(nil)

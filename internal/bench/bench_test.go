@@ -40,6 +40,10 @@ type queueRecorder struct {
 	msgs []*replication.CopyMessage
 }
 
+func (q *queueRecorder) ScheduleCheck(context.Context, *replication.CopyMessage, time.Duration) error {
+	return nil
+}
+
 func (q *queueRecorder) SendCopy(_ context.Context, m *replication.CopyMessage) error {
 	q.mu.Lock()
 	defer q.mu.Unlock()

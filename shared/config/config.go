@@ -65,8 +65,9 @@ type Config struct {
 	// reads of one model; requests per second). ManagementRate paces its management calls
 	// (authorizeCopy, copyTo, delete), and the copies reconciliation starts. Both are per
 	// instance and just under the S0 limits (10 and 5) by default, so a burst of copies or a
-	// large sweep waits client-side instead of drawing 429s; 0 turns pacing off.
-	ListRate, ManagementRate float64
+	// large sweep waits client-side instead of drawing 429s; 0 turns pacing off. OperationRate
+	// paces the reads of copy operations (polls and checks; S0: 50) the same way.
+	ListRate, ManagementRate, OperationRate float64
 }
 
 // Source is the resource models are copied from.
@@ -160,6 +161,7 @@ type settings struct {
 
 	ListRate       string `envconfig:"DIMIRROR_LIST_RATE" default:"9"`
 	ManagementRate string `envconfig:"DIMIRROR_MANAGEMENT_RATE" default:"4.8"`
+	OperationRate  string `envconfig:"DIMIRROR_OPERATION_RATE" default:"45"`
 }
 
 // Names returns the name of every setting the package reads, in a stable order.

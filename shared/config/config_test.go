@@ -90,6 +90,7 @@ func TestDefaults(t *testing.T) {
 			{"DIMIRROR_POLL_SCHEDULE", c.PollSchedule, "*/5 * * * * *"},
 			{"DIMIRROR_LIST_RATE", c.ListRate, 9.0},
 			{"DIMIRROR_MANAGEMENT_RATE", c.ManagementRate, 4.8},
+			{"DIMIRROR_OPERATION_RATE", c.OperationRate, 45.0},
 			{"ServiceBusConnection", c.ServiceBus.ConnectionString, ""},
 			{"TableConnection", c.Table.ConnectionString, ""},
 		}
@@ -323,6 +324,7 @@ func TestInvalid(t *testing.T) {
 		{"list rate syntax", map[string]string{"DIMIRROR_LIST_RATE": "fast"}, "DIMIRROR_LIST_RATE", `"fast" is not a number; use requests per second, e.g. 9`},
 		{"list rate negative", map[string]string{"DIMIRROR_LIST_RATE": "-1"}, "DIMIRROR_LIST_RATE", "-1 is out of range"},
 		{"list rate not finite", map[string]string{"DIMIRROR_LIST_RATE": "NaN"}, "DIMIRROR_LIST_RATE", "is not a number"},
+		{"operation rate syntax", map[string]string{"DIMIRROR_OPERATION_RATE": "lots"}, "DIMIRROR_OPERATION_RATE", `"lots" is not a number; use requests per second, e.g. 45 (just under the S0 limit of 50)`},
 		{"management rate huge", map[string]string{"DIMIRROR_MANAGEMENT_RATE": "5000"}, "DIMIRROR_MANAGEMENT_RATE", "5000 is out of range; use 0 (no pacing) to 1000 requests per second (the S0 limit is 5, F0 1)"},
 	}
 	for _, tc := range tests {
@@ -522,6 +524,7 @@ func TestNames(t *testing.T) {
 		"DIMIRROR_RETRY_BASE", "DIMIRROR_RETRY_MAX", "DIMIRROR_CALL_TIMEOUT", "DIMIRROR_AUTH_MARGIN", "DIMIRROR_CLAIM_LEASE", "DIMIRROR_LOG_LEVEL",
 		"DIMIRROR_REPLACE", "DIMIRROR_PRUNE", "DIMIRROR_INCLUDE", "DIMIRROR_EXCLUDE", "DIMIRROR_WATCH_SCHEDULE",
 		"DIMIRROR_SWEEP_SCHEDULE", "DIMIRROR_POLL_SCHEDULE", "DIMIRROR_LIST_RATE", "DIMIRROR_MANAGEMENT_RATE",
+		"DIMIRROR_OPERATION_RATE",
 	}
 	if got := Names(); !slices.Equal(got, want) {
 		t.Errorf("Names() =\n%v\nwant\n%v", got, want)
@@ -607,16 +610,16 @@ func TestParseSchedule(t *testing.T) {
 
 func TestRates(t *testing.T) {
 	for _, tc := range []struct {
-		list, management string
-		wantList, wantMg float64
+		list, management, operation string
+		wantList, wantMg, wantOp    float64
 	}{
-		{"0", "0", 0, 0},         // pacing off
-		{"0.9", "0.9", 0.9, 0.9}, // F0
-		{" 20 ", "10", 20, 10},
+		{"0", "0", "0", 0, 0, 0},             // pacing off
+		{"0.9", "0.9", "0.9", 0.9, 0.9, 0.9}, // F0
+		{" 20 ", "10", "100", 20, 10, 100},
 	} {
-		c := load(t, map[string]string{"DIMIRROR_LIST_RATE": tc.list, "DIMIRROR_MANAGEMENT_RATE": tc.management})
-		if c.ListRate != tc.wantList || c.ManagementRate != tc.wantMg {
-			t.Errorf("%q, %q: list %v management %v", tc.list, tc.management, c.ListRate, c.ManagementRate)
+		c := load(t, map[string]string{"DIMIRROR_LIST_RATE": tc.list, "DIMIRROR_MANAGEMENT_RATE": tc.management, "DIMIRROR_OPERATION_RATE": tc.operation})
+		if c.ListRate != tc.wantList || c.ManagementRate != tc.wantMg || c.OperationRate != tc.wantOp {
+			t.Errorf("%q, %q, %q: list %v management %v operation %v", tc.list, tc.management, tc.operation, c.ListRate, c.ManagementRate, c.OperationRate)
 		}
 	}
 }

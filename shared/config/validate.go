@@ -241,6 +241,7 @@ func (s *settings) validate() (*Config, error) {
 
 	c.ListRate = parseRate(&p, "DIMIRROR_LIST_RATE", s.ListRate, 10)
 	c.ManagementRate = parseRate(&p, "DIMIRROR_MANAGEMENT_RATE", s.ManagementRate, 5)
+	c.OperationRate = parseRate(&p, "DIMIRROR_OPERATION_RATE", s.OperationRate, 50)
 
 	if err := p.err(); err != nil {
 		return nil, err

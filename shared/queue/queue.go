@@ -22,7 +22,7 @@ import (
 // ContentType of a copy message body.
 const ContentType = "application/json"
 
-// Subject marks dimirror's copy messages.
+// Subject marks dimirror's copy messages (check messages included).
 const Subject = "dimirror.copy"
 
 // PoisonError is a message that can never be processed (not a copy message, missing fields); it
@@ -63,7 +63,12 @@ func Decode(body []byte) (*replication.CopyMessage, error) {
 	if m.Attempt < 1 {
 		missing = append(missing, "attempt")
 	}
-	if len(m.Authorization) == 0 || !json.Valid(m.Authorization) {
+	switch {
+	case m.Check < 0:
+		missing = append(missing, "check")
+	case m.Check > 0 && len(m.Authorization) != 0:
+		missing = append(missing, "authorization (a check message carries none)")
+	case m.Check == 0 && (len(m.Authorization) == 0 || !json.Valid(m.Authorization)):
 		missing = append(missing, "authorization")
 	}
 	if len(missing) > 0 {
@@ -137,7 +142,7 @@ func Message(m *replication.CopyMessage) (*azservicebus.Message, error) {
 		ContentType: &ct,
 		Subject:     &subj,
 		ApplicationProperties: map[string]any{
-			"kind": string(m.Kind), "sourceId": m.SourceID, "target": m.Target, "attempt": int64(m.Attempt),
+			"kind": string(m.Kind), "sourceId": m.SourceID, "target": m.Target, "attempt": int64(m.Attempt), "check": int64(m.Check),
 		},
 	}, nil
 }
@@ -148,6 +153,22 @@ func (s *Sender) SendCopy(ctx context.Context, m *replication.CopyMessage) error
 	if err != nil {
 		return err
 	}
+	return s.send(ctx, m, msg)
+}
+
+// ScheduleCheck implements replication.Queue: the message becomes visible after the delay
+// (its ScheduledEnqueueTime is now plus the delay).
+func (s *Sender) ScheduleCheck(ctx context.Context, m *replication.CopyMessage, after time.Duration) error {
+	msg, err := Message(m)
+	if err != nil {
+		return err
+	}
+	at := time.Now().Add(after).UTC()
+	msg.ScheduledEnqueueTime = &at
+	return s.send(ctx, m, msg)
+}
+
+func (s *Sender) send(ctx context.Context, m *replication.CopyMessage, msg *azservicebus.Message) error {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	if err := s.sender.SendMessage(ctx, msg, nil); err != nil {

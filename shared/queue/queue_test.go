@@ -28,14 +28,17 @@ func TestDecodeRejectsPoison(t *testing.T) {
 		t.Fatalf("Decode(good) = %+v, %v", m, err)
 	}
 	tests := map[string]string{
-		"not json":      `hello`,
-		"unknown field": `{"kind":"model","bogus":1}`,
-		"missing":       `{"kind":"model","sourceId":"invoice-v1"}`,
-		"bad kind":      strings.Replace(string(good), `"model"`, `"pipeline"`, 1),
-		"trailing":      string(good) + `{}`,
-		"stray brace":   string(good) + `}`,
-		"bad auth":      strings.Replace(string(good), `{"targetModelId"`, `"x"`, 1),
-		"secret in bad": `{"kind":"model","sourceId":"SECRET-ACCESS-TOKEN"`,
+		"not json":          `hello`,
+		"unknown field":     `{"kind":"model","bogus":1}`,
+		"missing":           `{"kind":"model","sourceId":"invoice-v1"}`,
+		"bad kind":          strings.Replace(string(good), `"model"`, `"pipeline"`, 1),
+		"trailing":          string(good) + `{}`,
+		"stray brace":       string(good) + `}`,
+		"bad auth":          strings.Replace(string(good), `{"targetModelId"`, `"x"`, 1),
+		"secret in bad":     `{"kind":"model","sourceId":"SECRET-ACCESS-TOKEN"`,
+		"check with auth":   strings.Replace(string(good), `"attempt":1`, `"attempt":1,"check":2`, 1),
+		"negative check":    `{"kind":"model","sourceId":"a","target":"w","targetId":"a","attempt":1,"check":-1}`,
+		"copy without auth": `{"kind":"model","sourceId":"a","target":"w","targetId":"a","attempt":1}`,
 	}
 	for name, body := range tests {
 		_, err := Decode([]byte(body))
@@ -47,6 +50,59 @@ func TestDecodeRejectsPoison(t *testing.T) {
 		if strings.Contains(err.Error(), "SECRET") {
 			t.Errorf("%s: error echoes the body: %v", name, err)
 		}
+	}
+}
+
+func checkMessage(n int) *replication.CopyMessage {
+	return &replication.CopyMessage{Kind: replication.KindModel, SourceID: "invoice-v1", Target: "westus2", TargetID: "invoice-v1", Attempt: 1, Check: n}
+}
+
+func TestCheckMessage(t *testing.T) {
+	body, err := Encode(checkMessage(3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(body), "authorization") {
+		t.Errorf("a check message body names an authorization: %s", body)
+	}
+	m, err := Decode(body)
+	if err != nil || m.Check != 3 || m.Attempt != 1 {
+		t.Fatalf("Decode = %+v, %v", m, err)
+	}
+	if id := m.MessageID(); id != "model:invoice-v1:westus2:1:check3" {
+		t.Errorf("MessageID %q", id)
+	}
+	if id := sampleMessage(1).MessageID(); id != "model:invoice-v1:westus2:1" {
+		t.Errorf("copy MessageID %q", id)
+	}
+}
+
+// A scheduled check stays invisible until its time, through the real client and devbus.
+func TestScheduledCheckArrivesAfterItsDelay(t *testing.T) {
+	env := startBus(t, 5*time.Second)
+	s, err := NewSender(env.client, env.queue, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sent := time.Now()
+	if err := s.ScheduleCheck(context.Background(), checkMessage(1), 700*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	arrived := make(chan time.Time, 1)
+	stop := env.runLoop(t, func(_ context.Context, m *replication.CopyMessage, _ int) error {
+		if m.Check == 1 {
+			arrived <- time.Now()
+		}
+		return nil
+	})
+	defer stop()
+	select {
+	case at := <-arrived:
+		if d := at.Sub(sent); d < 600*time.Millisecond {
+			t.Errorf("the check arrived %s after it was scheduled 700ms ahead", d)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("the scheduled check never arrived")
 	}
 }
 

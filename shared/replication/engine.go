@@ -321,6 +321,15 @@ func (e *Engine) resolveExisting(ctx context.Context, r *Replica, target Resourc
 	}
 }
 
+// Handle runs one message of the copy queue: a check of a started copy (Check) or a copy
+// message (StartCopy).
+func (e *Engine) Handle(ctx context.Context, msg *CopyMessage, deliveryCount int) error {
+	if msg.Check > 0 {
+		return e.Check(ctx, msg)
+	}
+	return e.StartCopy(ctx, msg, deliveryCount)
+}
+
 // StartCopy runs one copy message: copyTo on the source with the message's authorization. It
 // returns an error only for a transient failure, so the message is redelivered; everything else is
 // recorded on the row and the message is done.
@@ -434,7 +443,7 @@ func (e *Engine) startCopy(ctx context.Context, r *Replica, msg *CopyMessage, de
 		}
 		if ok {
 			e.adopt(r, op)
-			return e.save(ctx, r)
+			return e.saveAndFollow(ctx, r)
 		}
 	}
 	opURL, err := e.copySource(r.Target).CopyTo(ctx, r.Kind, r.SourceID, msg.Authorization)
@@ -456,7 +465,65 @@ func (e *Engine) startCopy(ctx context.Context, r *Replica, msg *CopyMessage, de
 	r.NextAttemptAt = time.Time{}
 	r.clearError()
 	e.log().InfoContext(ctx, "copy started", append(replicaAttrs(r), "authorizedFor", r.StartedAt.Sub(r.AuthorizedAt).String())...)
-	return e.save(ctx, r)
+	return e.saveAndFollow(ctx, r)
+}
+
+// saveAndFollow saves a replica whose copy just started and schedules its first check.
+func (e *Engine) saveAndFollow(ctx context.Context, r *Replica) error {
+	opURL := r.OperationURL
+	if err := e.save(ctx, r); err != nil {
+		return err
+	}
+	if r.Status == StatusCopying && r.OperationURL == opURL { // not replaced by a newer state
+		e.scheduleCheck(ctx, r, 1)
+	}
+	return nil
+}
+
+// Check runs one check message: it looks at the copy of the message's attempt as a poll pass
+// would (the operation, then the target model once it succeeded) and, while the copy runs,
+// schedules the next check. Checks only make a finished copy seen sooner: every failure is
+// logged and the message is done, since the poll timer still looks at every copy.
+func (e *Engine) Check(ctx context.Context, msg *CopyMessage) error {
+	r, err := e.Store.Get(ctx, msg.Key())
+	if err != nil {
+		if !errors.Is(err, ErrNotFound) {
+			e.log().WarnContext(ctx, "check of a copy could not read its replica; the poll timer will see it", "replica", msg.Key().String(), "err", err.Error())
+		}
+		return nil
+	}
+	if r.Attempt != msg.Attempt || r.Status != StatusCopying {
+		return nil // finished, or a newer attempt: nothing to follow
+	}
+	if r.Due(e.now()) {
+		if err := e.pollCopy(ctx, r); err != nil {
+			e.log().WarnContext(ctx, "check of a copy failed; the poll timer will see it", append(replicaAttrs(r), "err", err.Error())...)
+			return nil
+		}
+	}
+	if r.Status == StatusCopying {
+		e.scheduleCheck(ctx, r, msg.Check+1)
+	}
+	return nil
+}
+
+// scheduleCheck schedules check n of r's copy: CheckDelay after now (or when the row is next
+// due, if later), while the copy is younger than Policy.Follow. Best effort, like Check.
+func (e *Engine) scheduleCheck(ctx context.Context, r *Replica, n int) {
+	p := e.policy()
+	now := e.now()
+	elapsed := now.Sub(r.StartedAt)
+	if p.Follow < 0 || elapsed >= p.Follow {
+		return
+	}
+	after := CheckDelay(elapsed)
+	if due := r.NextAttemptAt.Sub(now); due > after {
+		after = due
+	}
+	m := &CopyMessage{Kind: r.Kind, SourceID: r.SourceID, Target: r.Target, TargetID: r.TargetID, Attempt: r.Attempt, Check: n}
+	if err := e.Queue.ScheduleCheck(ctx, m, after); err != nil {
+		e.log().WarnContext(ctx, "scheduling a check of the copy failed; the poll timer will see it", append(replicaAttrs(r), "err", err.Error())...)
+	}
 }
 
 func (e *Engine) adopt(r *Replica, op Operation) {

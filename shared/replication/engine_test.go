@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -825,5 +826,131 @@ func TestMessageIDIsPerAttempt(t *testing.T) {
 	b.Attempt = 2
 	if a.MessageID() == b.MessageID() || a.MessageID() != "model:invoice-v1:westus2:1" {
 		t.Errorf("ids %q %q", a.MessageID(), b.MessageID())
+	}
+}
+
+func TestCheckDelay(t *testing.T) {
+	for _, tt := range []struct{ elapsed, want time.Duration }{
+		{0, 500 * time.Millisecond},
+		{time.Second, 500 * time.Millisecond},
+		{3 * time.Second, 1500 * time.Millisecond},
+		{10 * time.Second, 5 * time.Second},
+		{time.Hour, 5 * time.Second},
+	} {
+		if got := CheckDelay(tt.elapsed); got != tt.want {
+			t.Errorf("CheckDelay(%s) = %s, want %s", tt.elapsed, got, tt.want)
+		}
+	}
+}
+
+// checkUntilSettled delivers each scheduled check after its delay, as the queue would, until
+// no check is left; it returns the delays.
+func (h *harness) checkUntilSettled() []time.Duration {
+	h.t.Helper()
+	var delays []time.Duration
+	for range 100 {
+		checks := h.queue.takeChecks()
+		if len(checks) == 0 {
+			return delays
+		}
+		for _, c := range checks {
+			delays = append(delays, c.after)
+			h.clock.Advance(c.after)
+			if err := h.eng.Check(h.ctx, c.msg); err != nil {
+				h.t.Fatalf("Check: %v", err)
+			}
+		}
+	}
+	h.t.Fatal("checks never stopped")
+	return nil
+}
+
+// The copy starter follows the copy it started with checks, so a finished copy is seen within a
+// fraction of its duration rather than at the next poll pass; the checks stop with the copy.
+func TestChecksFollowTheCopyUntilItSucceeds(t *testing.T) {
+	h := newHarness(t) // copies take 2 s
+	h.request(KindModel, "invoice-v1", "westus2")
+	h.deliver()
+	started := h.row("westus2", "invoice-v1").StartedAt
+	delays := h.checkUntilSettled()
+	want := []time.Duration{500 * time.Millisecond, 500 * time.Millisecond, 500 * time.Millisecond, 750 * time.Millisecond}
+	if !slices.Equal(delays, want) {
+		t.Errorf("checks after %v, want %v", delays, want)
+	}
+	r := h.row("westus2", "invoice-v1")
+	if r.Status != StatusSucceeded {
+		t.Fatalf("row %s after the checks, want succeeded", r.Status)
+	}
+	if seen := r.CompletedAt.Sub(started); seen < 2*time.Second || seen > 3*time.Second {
+		t.Errorf("a 2 s copy was seen done after %s", seen)
+	}
+	if n := h.src.count("GetOperation"); n != len(want) {
+		t.Errorf("%d operation reads for %d checks", n, len(want))
+	}
+}
+
+func TestCheckLeavesOtherStatesAlone(t *testing.T) {
+	tests := []struct {
+		name  string
+		setup func(h *harness, m *CopyMessage)
+	}{
+		{"replica gone", func(h *harness, m *CopyMessage) { m.SourceID = "unknown" }},
+		{"newer attempt", func(h *harness, m *CopyMessage) { m.Attempt = 0 }},
+		{"already succeeded", func(h *harness, m *CopyMessage) {
+			h.clock.Advance(time.Minute)
+			if _, err := h.eng.Poll(h.ctx); err != nil {
+				h.t.Fatal(err)
+			}
+		}},
+		{"followed long enough", func(h *harness, m *CopyMessage) { h.w.copyTime = time.Hour; h.clock.Advance(2 * time.Minute) }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t)
+			h.request(KindModel, "invoice-v1", "westus2")
+			h.deliver()
+			checks := h.queue.takeChecks()
+			if len(checks) != 1 || checks[0].msg.Check != 1 || len(checks[0].msg.Authorization) != 0 {
+				t.Fatalf("scheduled %+v, want one check without an authorization", checks)
+			}
+			tt.setup(h, checks[0].msg)
+			reads := h.src.count("GetOperation")
+			if err := h.eng.Check(h.ctx, checks[0].msg); err != nil {
+				t.Fatal(err)
+			}
+			if next := h.queue.takeChecks(); len(next) != 0 {
+				t.Errorf("scheduled %d more checks", len(next))
+			}
+			if tt.name != "followed long enough" && h.src.count("GetOperation") != reads {
+				t.Error("the check read the operation")
+			}
+		})
+	}
+}
+
+// A check is best effort: a failed operation read leaves the copy to the next check or pass,
+// never a redelivery of the check.
+func TestCheckThatFailsIsDone(t *testing.T) {
+	h := newHarness(t)
+	h.request(KindModel, "invoice-v1", "westus2")
+	h.deliver()
+	c := h.queue.takeChecks()[0]
+	h.src.failNext("GetOperation", &ServiceError{Class: ClassTransient, Code: "429", StatusCode: 429, RetryAfter: 3 * time.Second})
+	h.clock.Advance(c.after)
+	if err := h.eng.Check(h.ctx, c.msg); err != nil {
+		t.Fatalf("a failed check returned %v; it must not be redelivered", err)
+	}
+	next := h.queue.takeChecks()
+	if len(next) != 1 || next[0].after != 3*time.Second {
+		t.Fatalf("next checks %+v, want one when the throttled read may be tried again (3s)", next)
+	}
+	h.queue.fail = 1 // the queue is down: the poll timer sees the copy
+	h.clock.Advance(next[0].after)
+	if err := h.eng.Check(h.ctx, next[0].msg); err != nil {
+		t.Fatal(err)
+	}
+	h.settle(3)
+	if r := h.row("westus2", "invoice-v1"); r.Status != StatusSucceeded {
+		t.Errorf("row %s, want succeeded by the poll timer", r.Status)
 	}
 }

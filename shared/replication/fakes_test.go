@@ -138,10 +138,38 @@ func (s *memStore) row(k Key) Replica {
 
 // memQueue records sent messages and drops duplicates by MessageID, like Service Bus.
 type memQueue struct {
-	mu   sync.Mutex
-	msgs []*CopyMessage
-	seen map[string]bool
-	fail int
+	mu     sync.Mutex
+	msgs   []*CopyMessage
+	checks []scheduledCheck
+	seen   map[string]bool
+	fail   int
+}
+
+type scheduledCheck struct {
+	msg   *CopyMessage
+	after time.Duration
+}
+
+// ScheduleCheck records check messages apart from copy messages (takeChecks).
+func (q *memQueue) ScheduleCheck(_ context.Context, m *CopyMessage, after time.Duration) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.fail > 0 {
+		q.fail--
+		return fmt.Errorf("queue unavailable")
+	}
+	c := *m
+	q.checks = append(q.checks, scheduledCheck{&c, after})
+	return nil
+}
+
+// takeChecks removes and returns the scheduled check messages.
+func (q *memQueue) takeChecks() []scheduledCheck {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	c := q.checks
+	q.checks = nil
+	return c
 }
 
 func (q *memQueue) SendCopy(_ context.Context, m *CopyMessage) error {

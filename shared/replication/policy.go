@@ -24,6 +24,10 @@ type Policy struct {
 	Replace bool
 	// Workers bounds how many replicas one poll pass advances at once.
 	Workers int
+	// Follow is how long after copyTo the copy starter keeps checking a copy it started, with
+	// check messages scheduled at a fraction of the time the copy has run so far (see
+	// CheckDelay); after that only poll passes look at it. Negative: no checks.
+	Follow time.Duration
 }
 
 // DefaultPolicy is the policy the settings default to.
@@ -37,6 +41,7 @@ func DefaultPolicy() Policy {
 		AuthMargin:     5 * time.Minute,
 		Lease:          time.Minute,
 		Workers:        8,
+		Follow:         time.Minute,
 	}
 }
 
@@ -66,6 +71,9 @@ func (p Policy) withDefaults() Policy {
 	if p.Workers <= 0 {
 		p.Workers = d.Workers
 	}
+	if p.Follow == 0 {
+		p.Follow = d.Follow
+	}
 	return p
 }
 
@@ -76,4 +84,12 @@ func (p Policy) Backoff(n int) time.Duration {
 		d *= 2
 	}
 	return min(d, p.RetryMax)
+}
+
+// CheckDelay is how long after a look at a copy that has run for elapsed the next check comes:
+// half of elapsed, from 500 ms to 5 s. A copy is then seen done within about a third of its
+// duration (the SDKs' fixed 5 s poll waits 2.5 s on average), with a handful of operation
+// reads for a copy of seconds and one every 5 s for a long one.
+func CheckDelay(elapsed time.Duration) time.Duration {
+	return min(max(elapsed/2, 500*time.Millisecond), 5*time.Second)
 }

@@ -44,7 +44,8 @@ type Store interface {
 }
 
 // CopyMessage is the work item on the queue: start one copy with one authorization. It is the only
-// place the authorization (and its access token) is kept.
+// place the authorization (and its access token) is kept. A message with Check set carries no
+// authorization: it is a scheduled look at the copy that attempt started (see Engine.Check).
 type CopyMessage struct {
 	Kind          Kind            `json:"kind"`
 	SourceID      string          `json:"sourceId"`
@@ -52,7 +53,8 @@ type CopyMessage struct {
 	TargetID      string          `json:"targetId"`
 	Attempt       int             `json:"attempt"`
 	ExpiresAt     time.Time       `json:"expiresAt"`
-	Authorization json.RawMessage `json:"authorization"` // the exact body authorizeCopy produced, echoed to copyTo
+	Authorization json.RawMessage `json:"authorization,omitempty"` // the exact body authorizeCopy produced, echoed to copyTo
+	Check         int             `json:"check,omitempty"`         // n-th check of the started copy; 0: a copy message
 }
 
 // Key is the replica the message belongs to.
@@ -61,17 +63,26 @@ func (m *CopyMessage) Key() Key { return Key{Kind: m.Kind, SourceID: m.SourceID,
 // MessageID is deterministic per replica and attempt, so the queue's duplicate detection drops a
 // second send of the same attempt (a retried send, or two instances racing).
 func (m *CopyMessage) MessageID() string {
-	return fmt.Sprintf("%s:%s:%s:%d", m.Kind, m.SourceID, m.Target, m.Attempt)
+	id := fmt.Sprintf("%s:%s:%s:%d", m.Kind, m.SourceID, m.Target, m.Attempt)
+	if m.Check > 0 {
+		id += fmt.Sprintf(":check%d", m.Check)
+	}
+	return id
 }
 
 // String never prints the authorization.
 func (m CopyMessage) String() string {
+	if m.Check > 0 {
+		return fmt.Sprintf("check %d of copy %s attempt %d", m.Check, m.Key(), m.Attempt)
+	}
 	return fmt.Sprintf("copy %s attempt %d (authorization redacted)", m.Key(), m.Attempt)
 }
 
 // Queue carries copy messages to the copy starter.
 type Queue interface {
 	SendCopy(ctx context.Context, m *CopyMessage) error
+	// ScheduleCheck sends a check message that becomes visible after the delay.
+	ScheduleCheck(ctx context.Context, m *CopyMessage, after time.Duration) error
 }
 
 // Authorization is what a target's authorizeCopy returned. Body holds the access token: it goes

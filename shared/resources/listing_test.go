@@ -229,7 +229,7 @@ func TestListingInfoAndUnsupportedVersions(t *testing.T) {
 }
 
 func TestPacerCategories(t *testing.T) {
-	p := NewPacer(9, 4.8)
+	p := NewPacer(Rates{List: 9, Management: 4.8, Operation: 45})
 	tests := []struct {
 		method, path string
 		paced        *rate.Limiter
@@ -239,8 +239,8 @@ func TestPacerCategories(t *testing.T) {
 		{"GET", "/documentintelligence/info", p.list},
 		{"GET", "/formrecognizer/v2.1/custom/models", p.list},
 		{"GET", "/documentintelligence/operations", p.list},
-		{"GET", "/documentintelligence/operations/31442705503_c0cc", nil},
-		{"GET", "/formrecognizer/v2.1/custom/models/a/copyResults/b", nil},
+		{"GET", "/documentintelligence/operations/31442705503_c0cc", p.operation},
+		{"GET", "/formrecognizer/v2.1/custom/models/a/copyResults/b", p.operation},
 		{"POST", "/documentintelligence/documentModels:authorizeCopy", p.management},
 		{"POST", "/documentintelligence/documentModels/a:copyTo", p.management},
 		{"POST", "/formrecognizer/v2.1/custom/models/a/copy", p.management},
@@ -251,7 +251,7 @@ func TestPacerCategories(t *testing.T) {
 			t.Errorf("%s %s: limiter %p, want %p (list %p, management %p)", tt.method, tt.path, got, tt.paced, p.list, p.management)
 		}
 	}
-	off := NewPacer(0, 0)
+	off := NewPacer(Rates{})
 	if off.limiter("GET", "/documentintelligence/documentModels") != nil || off.limiter("POST", "/documentintelligence/documentModels:authorizeCopy") != nil {
 		t.Error("a zero rate must leave requests unpaced")
 	}
@@ -265,11 +265,11 @@ func TestPacedClientStaysUnderTheLimit(t *testing.T) {
 		pacer    *Pacer
 		call     func(ctx context.Context, c *docintel.Client, i int) error
 	}{
-		{"list", NewPacer(9, 0), func(ctx context.Context, c *docintel.Client, _ int) error {
+		{"list", NewPacer(Rates{List: 9}), func(ctx context.Context, c *docintel.Client, _ int) error {
 			_, err := c.Info(ctx)
 			return err
 		}},
-		{"management", NewPacer(0, 4.8), func(ctx context.Context, c *docintel.Client, i int) error {
+		{"management", NewPacer(Rates{Management: 4.8}), func(ctx context.Context, c *docintel.Client, i int) error {
 			_, err := c.AuthorizeCopy(ctx, docintel.KindModel, docintel.AuthorizeRequest{TargetID: fmt.Sprintf("copy-%d", i)})
 			return err
 		}},

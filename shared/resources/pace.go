@@ -15,20 +15,23 @@ import (
 // waits client-side instead of drawing 429s and Retry-After storms.
 //   - management: authorizeCopy, copyTo, delete, build (every call that is not a GET);
 //   - list: lists, /info and reads of one model or classifier;
-//   - operation polls (GET .../operations/{id}, v2.1 copy results) are not paced: their budget
-//     is ten times the others' and a poll pass reads each copy in flight once.
+//   - operation: reads of one operation (GET .../operations/{id}, v2.1 copy results).
 //
 // Share one Pacer between every client of the same resource: the webhook's authorizations and
 // the copy starter's copyTo calls draw on one management budget.
 type Pacer struct {
-	list, management *rate.Limiter
+	list, management, operation *rate.Limiter
 }
 
-// NewPacer paces list and management calls at the given requests per second; zero or less
-// paces nothing of that kind. A burst of one: calls leave evenly spaced, never in a clump that
-// a gateway counting per second would refuse.
-func NewPacer(list, management float64) *Pacer {
-	return &Pacer{list: limiter(list), management: limiter(management)}
+// Rates are requests per second by kind of call; zero or less paces nothing of that kind.
+type Rates struct {
+	List, Management, Operation float64
+}
+
+// NewPacer paces calls at the given rates. A burst of one: calls leave evenly spaced, never in a
+// clump that a gateway counting per second would refuse.
+func NewPacer(r Rates) *Pacer {
+	return &Pacer{list: limiter(r.List), management: limiter(r.Management), operation: limiter(r.Operation)}
 }
 
 func limiter(perSecond float64) *rate.Limiter {
@@ -71,7 +74,7 @@ func (p *Pacer) limiter(method, path string) *rate.Limiter {
 	}
 	lower := strings.ToLower(path)
 	if strings.Contains(lower, "/operations/") || strings.Contains(lower, "/copyresults/") {
-		return nil
+		return p.operation
 	}
 	return p.list
 }
