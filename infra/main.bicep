@@ -119,6 +119,9 @@ param authMargin string = '5m'
 @description('How long a step holds a replica against other instances, and how long a crash mid-step delays it (DIMIRROR_CLAIM_LEASE); at least callTimeout.')
 param claimLease string = '1m'
 
+@description('How long the copy starter follows a copy it started with scheduled check messages, so a finished copy is seen within a fraction of its duration (DIMIRROR_FOLLOW_FOR); 0s leaves it to the poll timer.')
+param followFor string = '1m'
+
 @description('Log level (DIMIRROR_LOG_LEVEL).')
 @allowed([
   'debug'
@@ -316,6 +319,7 @@ module app 'modules/functionapp.bicep' = {
     callTimeout: callTimeout
     authMargin: authMargin
     claimLease: claimLease
+    followFor: followFor
     logLevel: logLevel
     replaceExisting: replaceExisting
     pruneDeleted: pruneDeleted

@@ -57,6 +57,7 @@ param retryMax string
 param callTimeout string
 param authMargin string
 param claimLease string
+param followFor string
 param logLevel string
 param replaceExisting bool
 param pruneDeleted bool
@@ -182,6 +183,7 @@ var appSettings = {
   DIMIRROR_CALL_TIMEOUT: callTimeout
   DIMIRROR_AUTH_MARGIN: authMargin
   DIMIRROR_CLAIM_LEASE: claimLease
+  DIMIRROR_FOLLOW_FOR: followFor
   DIMIRROR_LOG_LEVEL: logLevel
   DIMIRROR_REPLACE: replaceExisting ? 'true' : 'false'
   DIMIRROR_PRUNE: pruneDeleted ? 'true' : 'false'

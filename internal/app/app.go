@@ -181,6 +181,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, o Options) (
 			RetryMax:    cfg.RetryMax,
 			AuthMargin:  cfg.AuthMargin,
 			Lease:       cfg.ClaimLease,
+			Follow:      followPolicy(cfg.FollowFor),
 			Replace:     cfg.Replace,
 		},
 		Log: log,
@@ -229,4 +230,13 @@ func (noQueue) SendCopy(context.Context, *replication.CopyMessage) error {
 
 func (q noQueue) ScheduleCheck(ctx context.Context, m *replication.CopyMessage, _ time.Duration) error {
 	return q.SendCopy(ctx, m)
+}
+
+// followPolicy maps DIMIRROR_FOLLOW_FOR, where 0 means no checks, to Policy.Follow, where 0
+// means the default and a negative value no checks.
+func followPolicy(d time.Duration) time.Duration {
+	if d <= 0 {
+		return -1
+	}
+	return d
 }

@@ -50,7 +50,10 @@ type Config struct {
 	// ClaimLease bounds a step that holds a replica (authorizing it, starting its copy): other
 	// instances keep off the row that long, and a crash mid-step delays the replica that long.
 	ClaimLease time.Duration
-	LogLevel   slog.Level
+	// FollowFor is how long the copy starter follows a copy it started with check messages;
+	// 0 turns checks off (only the poll timer sees copies finish).
+	FollowFor time.Duration
+	LogLevel  slog.Level
 
 	// Replace overwrites target models that already exist; Prune deletes target models
 	// that no longer exist on the source.
@@ -149,6 +152,7 @@ type settings struct {
 	CallTimeout string `envconfig:"DIMIRROR_CALL_TIMEOUT" default:"30s"`
 	AuthMargin  string `envconfig:"DIMIRROR_AUTH_MARGIN" default:"5m"`
 	ClaimLease  string `envconfig:"DIMIRROR_CLAIM_LEASE" default:"1m"`
+	FollowFor   string `envconfig:"DIMIRROR_FOLLOW_FOR" default:"1m"`
 	LogLevel    string `envconfig:"DIMIRROR_LOG_LEVEL" default:"info"`
 
 	Replace       string `envconfig:"DIMIRROR_REPLACE" default:"false"`

@@ -80,6 +80,7 @@ func TestDefaults(t *testing.T) {
 			{"DIMIRROR_CALL_TIMEOUT", c.CallTimeout, 30 * time.Second},
 			{"DIMIRROR_AUTH_MARGIN", c.AuthMargin, 5 * time.Minute},
 			{"DIMIRROR_CLAIM_LEASE", c.ClaimLease, time.Minute},
+			{"DIMIRROR_FOLLOW_FOR", c.FollowFor, time.Minute},
 			{"DIMIRROR_LOG_LEVEL", c.LogLevel, slog.LevelInfo},
 			{"DIMIRROR_REPLACE", c.Replace, false},
 			{"DIMIRROR_PRUNE", c.Prune, false},
@@ -198,6 +199,7 @@ func TestValid(t *testing.T) {
 			"DIMIRROR_CALL_TIMEOUT":   "1m30s",
 			"DIMIRROR_AUTH_MARGIN":    "0",
 			"DIMIRROR_CLAIM_LEASE":    "3m",
+			"DIMIRROR_FOLLOW_FOR":     "0",
 			"DIMIRROR_LOG_LEVEL":      "DEBUG",
 			"DIMIRROR_REPLACE":        "true",
 			"DIMIRROR_PRUNE":          "1",
@@ -208,9 +210,9 @@ func TestValid(t *testing.T) {
 			"DIMIRROR_POLL_SCHEDULE":  "*/10 * * * * *",
 		}, func(t *testing.T, c *Config) {
 			got := strings.TrimSuffix(fmt.Sprintln(c.APIVersion, c.Source.APIVersion, c.Targets[0].APIVersion, c.Source.Key, c.Queue, c.Table.Name, c.Listen, c.APIKey,
-				c.MaxAttempts, c.RetryBase, c.RetryMax, c.CallTimeout, c.AuthMargin, c.ClaimLease, c.LogLevel, c.Replace, c.Prune,
+				c.MaxAttempts, c.RetryBase, c.RetryMax, c.CallTimeout, c.AuthMargin, c.ClaimLease, c.FollowFor, c.LogLevel, c.Replace, c.Prune,
 				c.Include, c.Exclude, c.WatchSchedule, "|", c.SweepSchedule, "|", c.PollSchedule), "\n")
-			want := `2022-08-31 2022-08-31 2022-08-31 srckey copies/v1_main.q Mirror2 :0 0123456789abcdef 3 1s 1s 1m30s 0s 3m0s DEBUG true true [invoice-* receipt-[0-9]*] [*-test draft\*] 0 */2 * * * * | 0 30 3 * * 1-5 | */10 * * * * *`
+			want := `2022-08-31 2022-08-31 2022-08-31 srckey copies/v1_main.q Mirror2 :0 0123456789abcdef 3 1s 1s 1m30s 0s 3m0s 0s DEBUG true true [invoice-* receipt-[0-9]*] [*-test draft\*] 0 */2 * * * * | 0 30 3 * * 1-5 | */10 * * * * *`
 			if got != want {
 				t.Errorf("got  %s\nwant %s", got, want)
 			}
@@ -310,6 +312,7 @@ func TestInvalid(t *testing.T) {
 		{"call timeout", map[string]string{"DIMIRROR_CALL_TIMEOUT": "soon"}, "DIMIRROR_CALL_TIMEOUT", "is not a duration"},
 		{"auth margin negative", map[string]string{"DIMIRROR_AUTH_MARGIN": "-5m"}, "DIMIRROR_AUTH_MARGIN", "must not be negative"},
 		{"auth margin too long", map[string]string{"DIMIRROR_AUTH_MARGIN": "1h"}, "DIMIRROR_AUTH_MARGIN", "1h0m0s is not shorter than a copy authorization's 1h lifetime"},
+		{"follow for negative", map[string]string{"DIMIRROR_FOLLOW_FOR": "-1m"}, "DIMIRROR_FOLLOW_FOR", "must not be negative"},
 		{"claim lease zero", map[string]string{"DIMIRROR_CLAIM_LEASE": "0s"}, "DIMIRROR_CLAIM_LEASE", "must be positive"},
 		{"claim lease shorter than a call", map[string]string{"DIMIRROR_CLAIM_LEASE": "20s"}, "DIMIRROR_CLAIM_LEASE", "20s is shorter than DIMIRROR_CALL_TIMEOUT (30s)"},
 		{"log level", map[string]string{"DIMIRROR_LOG_LEVEL": "verbose"}, "DIMIRROR_LOG_LEVEL", `"verbose" is not a log level; use debug, info, warn or error`},
@@ -521,7 +524,7 @@ func TestNames(t *testing.T) {
 		"DIMIRROR_TARGET_KEYS", "DIMIRROR_API_VERSION", "ServiceBusConnection", "ServiceBusConnection__fullyQualifiedNamespace",
 		"DIMIRROR_QUEUE", "TableConnection", "TableConnection__tableServiceUri", "DIMIRROR_TABLE", "DIMIRROR_LISTEN",
 		"DIMIRROR_API_KEY", "FUNCTIONS_CUSTOMHANDLER_PORT", "FUNCTIONS_HTTPWORKER_PORT", "DIMIRROR_MAX_ATTEMPTS",
-		"DIMIRROR_RETRY_BASE", "DIMIRROR_RETRY_MAX", "DIMIRROR_CALL_TIMEOUT", "DIMIRROR_AUTH_MARGIN", "DIMIRROR_CLAIM_LEASE", "DIMIRROR_LOG_LEVEL",
+		"DIMIRROR_RETRY_BASE", "DIMIRROR_RETRY_MAX", "DIMIRROR_CALL_TIMEOUT", "DIMIRROR_AUTH_MARGIN", "DIMIRROR_CLAIM_LEASE", "DIMIRROR_FOLLOW_FOR", "DIMIRROR_LOG_LEVEL",
 		"DIMIRROR_REPLACE", "DIMIRROR_PRUNE", "DIMIRROR_INCLUDE", "DIMIRROR_EXCLUDE", "DIMIRROR_WATCH_SCHEDULE",
 		"DIMIRROR_SWEEP_SCHEDULE", "DIMIRROR_POLL_SCHEDULE", "DIMIRROR_LIST_RATE", "DIMIRROR_MANAGEMENT_RATE",
 		"DIMIRROR_OPERATION_RATE",

@@ -205,6 +205,7 @@ func (s *settings) validate() (*Config, error) {
 	if c.ClaimLease > 0 && c.CallTimeout > 0 && c.ClaimLease < c.CallTimeout {
 		p.add("DIMIRROR_CLAIM_LEASE", "%s is shorter than DIMIRROR_CALL_TIMEOUT (%s), so a step could not wait out one call; use at least twice that", c.ClaimLease, c.CallTimeout)
 	}
+	c.FollowFor = parseDuration(&p, "DIMIRROR_FOLLOW_FOR", s.FollowFor, true)
 	switch strings.ToLower(s.LogLevel) {
 	case "debug":
 		c.LogLevel = slog.LevelDebug
