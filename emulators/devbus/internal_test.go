@@ -15,11 +15,7 @@ import (
 )
 
 func TestParseQueueSpec(t *testing.T) {
-	cases := []struct {
-		spec    string
-		want    QueueOptions
-		wantErr string
-	}{
+	testParser(t, ParseQueueSpec, []parseCase[QueueOptions]{
 		{"copy-requests,max-delivery=10,lock=60s,dup-window=10m",
 			QueueOptions{Name: "copy-requests", MaxDeliveryCount: 10, LockDuration: time.Minute, DuplicateDetectionWindow: 10 * time.Minute}, ""},
 		{"jobs", QueueOptions{Name: "jobs", MaxDeliveryCount: DefaultMaxDeliveryCount, LockDuration: DefaultLockDuration,
@@ -38,29 +34,11 @@ func TestParseQueueSpec(t *testing.T) {
 		{"q,dup-window=later", QueueOptions{}, "dup-window=later"},
 		{"q,ttl=1h", QueueOptions{}, `unknown setting "ttl"`},
 		{"q,lock", QueueOptions{}, "not key=value"},
-	}
-	for _, tc := range cases {
-		t.Run(tc.spec, func(t *testing.T) {
-			got, err := ParseQueueSpec(tc.spec)
-			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("error %v, want one containing %q", err, tc.wantErr)
-				}
-				return
-			}
-			if err != nil || got != tc.want {
-				t.Fatalf("= %+v, %v; want %+v", got, err, tc.want)
-			}
-		})
-	}
+	})
 }
 
 func TestParseAddress(t *testing.T) {
-	cases := []struct {
-		addr    string
-		want    entity
-		wantErr string
-	}{
+	testParser(t, parseAddress, []parseCase[entity]{
 		{"copy-requests", entity{queue: "copy-requests"}, ""},
 		{"copy-requests/$DeadLetterQueue", entity{queue: "copy-requests", dead: true}, ""},
 		{"copy-requests/$management", entity{queue: "copy-requests", mgmt: true}, ""},
@@ -74,10 +52,22 @@ func TestParseAddress(t *testing.T) {
 		{"topic/subscriptions/sub/$DeadLetterQueue", entity{}, "topic subscription"},
 		{"q/$Transfer/$DeadLetterQueue", entity{}, "does not name a queue"},
 		{"a/b", entity{}, "does not name a queue"},
-	}
+	})
+}
+
+// parseCase is one input of a parser and either its result or a part of its error.
+type parseCase[T comparable] struct {
+	in      string
+	want    T
+	wantErr string
+}
+
+// testParser runs parse on every case, each as a subtest named after its input.
+func testParser[T comparable](t *testing.T, parse func(string) (T, error), cases []parseCase[T]) {
+	t.Helper()
 	for _, tc := range cases {
-		t.Run(tc.addr, func(t *testing.T) {
-			got, err := parseAddress(tc.addr)
+		t.Run(tc.in, func(t *testing.T) {
+			got, err := parse(tc.in)
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("error %v, want one containing %q", err, tc.wantErr)

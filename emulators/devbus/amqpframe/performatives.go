@@ -47,34 +47,19 @@ type Open struct {
 
 func (*Open) performative() {}
 
-func (o *Open) described() Described {
-	var mfs, cm, idle any
-	if o.MaxFrameSize != math.MaxUint32 {
-		mfs = o.MaxFrameSize
+func (o *Open) list() (uint64, []field) {
+	return descOpen, []field{
+		mandatory("container-id", &o.ContainerID),
+		optional("hostname", &o.Hostname),
+		withDefault("max-frame-size", &o.MaxFrameSize, math.MaxUint32),
+		withDefault("channel-max", &o.ChannelMax, math.MaxUint16),
+		optional("idle-time-out", &o.IdleTimeout),
+		optional("outgoing-locales", &o.OutgoingLocales),
+		optional("incoming-locales", &o.IncomingLocales),
+		optional("offered-capabilities", &o.OfferedCapabilities),
+		optional("desired-capabilities", &o.DesiredCapabilities),
+		optional("properties", &o.Properties),
 	}
-	if o.ChannelMax != math.MaxUint16 {
-		cm = o.ChannelMax
-	}
-	if o.IdleTimeout != 0 {
-		idle = o.IdleTimeout
-	}
-	return fields(descOpen, o.ContainerID, optString(o.Hostname), mfs, cm, idle,
-		optSymbols(o.OutgoingLocales), optSymbols(o.IncomingLocales),
-		optSymbols(o.OfferedCapabilities), optSymbols(o.DesiredCapabilities), optMap(o.Properties))
-}
-
-func (o *Open) decode(r *fieldReader) {
-	r.require(0, "container-id")
-	o.ContainerID = r.str(0, "container-id")
-	o.Hostname = r.str(1, "hostname")
-	o.MaxFrameSize = r.uint(2, "max-frame-size", math.MaxUint32)
-	o.ChannelMax = r.ushort(3, "channel-max", math.MaxUint16)
-	o.IdleTimeout = r.uint(4, "idle-time-out", 0)
-	o.OutgoingLocales = r.symbols(5, "outgoing-locales")
-	o.IncomingLocales = r.symbols(6, "incoming-locales")
-	o.OfferedCapabilities = r.symbols(7, "offered-capabilities")
-	o.DesiredCapabilities = r.symbols(8, "desired-capabilities")
-	o.Properties = r.fieldsMap(9, "properties")
 }
 
 // Begin starts a session (§2.7.2).
@@ -91,33 +76,17 @@ type Begin struct {
 
 func (*Begin) performative() {}
 
-func (b *Begin) described() Described {
-	var rc, hm any
-	if b.RemoteChannel != nil {
-		rc = *b.RemoteChannel
+func (b *Begin) list() (uint64, []field) {
+	return descBegin, []field{
+		optional("remote-channel", &b.RemoteChannel),
+		mandatory("next-outgoing-id", &b.NextOutgoingID),
+		mandatory("incoming-window", &b.IncomingWindow),
+		mandatory("outgoing-window", &b.OutgoingWindow),
+		withDefault("handle-max", &b.HandleMax, math.MaxUint32),
+		optional("offered-capabilities", &b.OfferedCapabilities),
+		optional("desired-capabilities", &b.DesiredCapabilities),
+		optional("properties", &b.Properties),
 	}
-	if b.HandleMax != math.MaxUint32 {
-		hm = b.HandleMax
-	}
-	return fields(descBegin, rc, b.NextOutgoingID, b.IncomingWindow, b.OutgoingWindow, hm,
-		optSymbols(b.OfferedCapabilities), optSymbols(b.DesiredCapabilities), optMap(b.Properties))
-}
-
-func (b *Begin) decode(r *fieldReader) {
-	if r.at(0) != nil {
-		rc := r.ushort(0, "remote-channel", 0)
-		b.RemoteChannel = &rc
-	}
-	r.require(1, "next-outgoing-id")
-	r.require(2, "incoming-window")
-	r.require(3, "outgoing-window")
-	b.NextOutgoingID = r.uint(1, "next-outgoing-id", 0)
-	b.IncomingWindow = r.uint(2, "incoming-window", 0)
-	b.OutgoingWindow = r.uint(3, "outgoing-window", 0)
-	b.HandleMax = r.uint(4, "handle-max", math.MaxUint32)
-	b.OfferedCapabilities = r.symbols(5, "offered-capabilities")
-	b.DesiredCapabilities = r.symbols(6, "desired-capabilities")
-	b.Properties = r.fieldsMap(7, "properties")
 }
 
 // Attach attaches a link to a session (§2.7.3).
@@ -140,50 +109,22 @@ type Attach struct {
 
 func (*Attach) performative() {}
 
-func (a *Attach) described() Described {
-	var mms any
-	if a.MaxMessageSize != 0 {
-		mms = a.MaxMessageSize
-	}
-	return fields(descAttach, a.Name, a.Handle, bool(a.Role), optU8(a.SndSettleMode),
-		optU8(a.RcvSettleMode), optComposite(a.Source), optComposite(a.Target),
-		optMap(a.Unsettled), optBool(a.IncompleteUnsettled), optU32(a.InitialDeliveryCount), mms,
-		optSymbols(a.OfferedCapabilities), optSymbols(a.DesiredCapabilities), optMap(a.Properties))
-}
-
-func (a *Attach) decode(r *fieldReader) {
-	r.require(0, "name")
-	r.require(1, "handle")
-	r.require(2, "role")
-	a.Name = r.str(0, "name")
-	a.Handle = r.uint(1, "handle", 0)
-	a.Role = Role(r.boolean(2, "role"))
-	a.SndSettleMode = r.ubyte(3, "snd-settle-mode")
-	a.RcvSettleMode = r.ubyte(4, "rcv-settle-mode")
-	if l := r.nested(5, "source", descSource); l != nil {
-		a.Source = new(Source)
-		sub := fieldReader{name: "source", l: l}
-		a.Source.decode(&sub)
-		r.adopt(sub.err)
-	}
-	if l := r.nested(6, "target", descTarget); l != nil {
-		a.Target = new(Target)
-		sub := fieldReader{name: "target", l: l}
-		a.Target.decode(&sub)
-		r.adopt(sub.err)
-	}
-	a.Unsettled = r.fieldsMap(7, "unsettled")
-	a.IncompleteUnsettled = r.boolean(8, "incomplete-unsettled")
-	a.InitialDeliveryCount = r.optUint(9, "initial-delivery-count")
-	a.MaxMessageSize = r.ulong(10, "max-message-size")
-	a.OfferedCapabilities = r.symbols(11, "offered-capabilities")
-	a.DesiredCapabilities = r.symbols(12, "desired-capabilities")
-	a.Properties = r.fieldsMap(13, "properties")
-}
-
-func (r *fieldReader) adopt(err error) {
-	if err != nil && r.err == nil {
-		r.err = err
+func (a *Attach) list() (uint64, []field) {
+	return descAttach, []field{
+		mandatory("name", &a.Name),
+		mandatory("handle", &a.Handle),
+		mandatory("role", &a.Role),
+		optional("snd-settle-mode", &a.SndSettleMode),
+		optional("rcv-settle-mode", &a.RcvSettleMode),
+		optional("source", &a.Source),
+		optional("target", &a.Target),
+		optional("unsettled", &a.Unsettled),
+		optional("incomplete-unsettled", &a.IncompleteUnsettled),
+		optional("initial-delivery-count", &a.InitialDeliveryCount),
+		optional("max-message-size", &a.MaxMessageSize),
+		optional("offered-capabilities", &a.OfferedCapabilities),
+		optional("desired-capabilities", &a.DesiredCapabilities),
+		optional("properties", &a.Properties),
 	}
 }
 
@@ -202,31 +143,15 @@ type Source struct {
 	Capabilities          []Symbol
 }
 
-func (s *Source) described() Described {
-	var durable, timeout any
-	if s.Durable != 0 {
-		durable = s.Durable
-	}
-	if s.Timeout != 0 {
-		timeout = s.Timeout
-	}
-	return fields(descSource, optString(s.Address), durable, optSymbol(s.ExpiryPolicy), timeout,
-		optBool(s.Dynamic), optMap(s.DynamicNodeProperties), optSymbol(s.DistributionMode),
-		optMap(s.Filter), s.DefaultOutcome, optSymbols(s.Outcomes), optSymbols(s.Capabilities))
-}
-
-func (s *Source) decode(r *fieldReader) {
-	s.Address = r.str(0, "address")
-	s.Durable = r.uint(1, "durable", 0)
-	s.ExpiryPolicy = r.symbol(2, "expiry-policy")
-	s.Timeout = r.uint(3, "timeout", 0)
-	s.Dynamic = r.boolean(4, "dynamic")
-	s.DynamicNodeProperties = r.fieldsMap(5, "dynamic-node-properties")
-	s.DistributionMode = r.symbol(6, "distribution-mode")
-	s.Filter = r.fieldsMap(7, "filter")
-	s.DefaultOutcome = r.at(8)
-	s.Outcomes = r.symbols(9, "outcomes")
-	s.Capabilities = r.symbols(10, "capabilities")
+func (s *Source) list() (uint64, []field) {
+	head := terminus(&s.Address, &s.Durable, &s.ExpiryPolicy, &s.Timeout, &s.Dynamic,
+		&s.DynamicNodeProperties)
+	return descSource, append(head,
+		optional("distribution-mode", &s.DistributionMode),
+		optional("filter", &s.Filter),
+		optional("default-outcome", &s.DefaultOutcome),
+		optional("outcomes", &s.Outcomes),
+		optional("capabilities", &s.Capabilities))
 }
 
 // Target is the target terminus of a link (§3.5.4).
@@ -240,26 +165,23 @@ type Target struct {
 	Capabilities          []Symbol
 }
 
-func (t *Target) described() Described {
-	var durable, timeout any
-	if t.Durable != 0 {
-		durable = t.Durable
-	}
-	if t.Timeout != 0 {
-		timeout = t.Timeout
-	}
-	return fields(descTarget, optString(t.Address), durable, optSymbol(t.ExpiryPolicy), timeout,
-		optBool(t.Dynamic), optMap(t.DynamicNodeProperties), optSymbols(t.Capabilities))
+func (t *Target) list() (uint64, []field) {
+	head := terminus(&t.Address, &t.Durable, &t.ExpiryPolicy, &t.Timeout, &t.Dynamic,
+		&t.DynamicNodeProperties)
+	return descTarget, append(head, optional("capabilities", &t.Capabilities))
 }
 
-func (t *Target) decode(r *fieldReader) {
-	t.Address = r.str(0, "address")
-	t.Durable = r.uint(1, "durable", 0)
-	t.ExpiryPolicy = r.symbol(2, "expiry-policy")
-	t.Timeout = r.uint(3, "timeout", 0)
-	t.Dynamic = r.boolean(4, "dynamic")
-	t.DynamicNodeProperties = r.fieldsMap(5, "dynamic-node-properties")
-	t.Capabilities = r.symbols(6, "capabilities")
+// terminus lists the fields a source and a target both begin with.
+func terminus(address *string, durable *uint32, expiry *Symbol, timeout *uint32, dynamic *bool,
+	props *Map) []field {
+	return []field{
+		optional("address", address),
+		optional("durable", durable),
+		optional("expiry-policy", expiry),
+		optional("timeout", timeout),
+		optional("dynamic", dynamic),
+		optional("dynamic-node-properties", props),
+	}
 }
 
 // Flow updates session windows and, with a handle, link credit (§2.7.4).
@@ -279,27 +201,20 @@ type Flow struct {
 
 func (*Flow) performative() {}
 
-func (f *Flow) described() Described {
-	return fields(descFlow, optU32(f.NextIncomingID), f.IncomingWindow, f.NextOutgoingID,
-		f.OutgoingWindow, optU32(f.Handle), optU32(f.DeliveryCount), optU32(f.LinkCredit),
-		optU32(f.Available), optBool(f.Drain), optBool(f.Echo), optMap(f.Properties))
-}
-
-func (f *Flow) decode(r *fieldReader) {
-	r.require(1, "incoming-window")
-	r.require(2, "next-outgoing-id")
-	r.require(3, "outgoing-window")
-	f.NextIncomingID = r.optUint(0, "next-incoming-id")
-	f.IncomingWindow = r.uint(1, "incoming-window", 0)
-	f.NextOutgoingID = r.uint(2, "next-outgoing-id", 0)
-	f.OutgoingWindow = r.uint(3, "outgoing-window", 0)
-	f.Handle = r.optUint(4, "handle")
-	f.DeliveryCount = r.optUint(5, "delivery-count")
-	f.LinkCredit = r.optUint(6, "link-credit")
-	f.Available = r.optUint(7, "available")
-	f.Drain = r.boolean(8, "drain")
-	f.Echo = r.boolean(9, "echo")
-	f.Properties = r.fieldsMap(10, "properties")
+func (f *Flow) list() (uint64, []field) {
+	return descFlow, []field{
+		optional("next-incoming-id", &f.NextIncomingID),
+		mandatory("incoming-window", &f.IncomingWindow),
+		mandatory("next-outgoing-id", &f.NextOutgoingID),
+		mandatory("outgoing-window", &f.OutgoingWindow),
+		optional("handle", &f.Handle),
+		optional("delivery-count", &f.DeliveryCount),
+		optional("link-credit", &f.LinkCredit),
+		optional("available", &f.Available),
+		optional("drain", &f.Drain),
+		optional("echo", &f.Echo),
+		optional("properties", &f.Properties),
+	}
 }
 
 // Transfer carries (part of) a message; the message bytes are Frame.Payload (§2.7.5).
@@ -319,35 +234,20 @@ type Transfer struct {
 
 func (*Transfer) performative() {}
 
-func (t *Transfer) described() Described {
-	var tag, state any
-	if t.DeliveryTag != nil {
-		tag = t.DeliveryTag
+func (t *Transfer) list() (uint64, []field) {
+	return descTransfer, []field{
+		mandatory("handle", &t.Handle),
+		optional("delivery-id", &t.DeliveryID),
+		{name: "delivery-tag", ptr: &t.DeliveryTag, limit: 32},
+		optional("message-format", &t.MessageFormat),
+		optional("settled", &t.Settled),
+		optional("more", &t.More),
+		optional("rcv-settle-mode", &t.RcvSettleMode),
+		optional("state", &t.State),
+		optional("resume", &t.Resume),
+		optional("aborted", &t.Aborted),
+		optional("batchable", &t.Batchable),
 	}
-	if t.State != nil {
-		state = t.State
-	}
-	return fields(descTransfer, t.Handle, optU32(t.DeliveryID), tag, optU32(t.MessageFormat),
-		optBool(t.Settled), optBool(t.More), optU8(t.RcvSettleMode), state,
-		optBool(t.Resume), optBool(t.Aborted), optBool(t.Batchable))
-}
-
-func (t *Transfer) decode(r *fieldReader) {
-	r.require(0, "handle")
-	t.Handle = r.uint(0, "handle", 0)
-	t.DeliveryID = r.optUint(1, "delivery-id")
-	t.DeliveryTag = r.binary(2, "delivery-tag")
-	if len(t.DeliveryTag) > 32 {
-		r.adopt(malformed("transfer.delivery-tag of %d bytes exceeds 32", len(t.DeliveryTag)))
-	}
-	t.MessageFormat = r.optUint(3, "message-format")
-	t.Settled = r.boolean(4, "settled")
-	t.More = r.boolean(5, "more")
-	t.RcvSettleMode = r.ubyte(6, "rcv-settle-mode")
-	t.State = r.state(7, "state")
-	t.Resume = r.boolean(8, "resume")
-	t.Aborted = r.boolean(9, "aborted")
-	t.Batchable = r.boolean(10, "batchable")
 }
 
 // Disposition settles or updates the state of a range of deliveries (§2.7.6).
@@ -362,24 +262,15 @@ type Disposition struct {
 
 func (*Disposition) performative() {}
 
-func (d *Disposition) described() Described {
-	var state any
-	if d.State != nil {
-		state = d.State
+func (d *Disposition) list() (uint64, []field) {
+	return descDisposition, []field{
+		mandatory("role", &d.Role),
+		mandatory("first", &d.First),
+		optional("last", &d.Last),
+		optional("settled", &d.Settled),
+		optional("state", &d.State),
+		optional("batchable", &d.Batchable),
 	}
-	return fields(descDisposition, bool(d.Role), d.First, optU32(d.Last), optBool(d.Settled),
-		state, optBool(d.Batchable))
-}
-
-func (d *Disposition) decode(r *fieldReader) {
-	r.require(0, "role")
-	r.require(1, "first")
-	d.Role = Role(r.boolean(0, "role"))
-	d.First = r.uint(1, "first", 0)
-	d.Last = r.optUint(2, "last")
-	d.Settled = r.boolean(3, "settled")
-	d.State = r.state(4, "state")
-	d.Batchable = r.boolean(5, "batchable")
 }
 
 // Detach detaches a link, closing it when Closed is set (§2.7.7).
@@ -391,15 +282,12 @@ type Detach struct {
 
 func (*Detach) performative() {}
 
-func (d *Detach) described() Described {
-	return fields(descDetach, d.Handle, optBool(d.Closed), optComposite(d.Error))
-}
-
-func (d *Detach) decode(r *fieldReader) {
-	r.require(0, "handle")
-	d.Handle = r.uint(0, "handle", 0)
-	d.Closed = r.boolean(1, "closed")
-	d.Error = r.errorField(2, "error")
+func (d *Detach) list() (uint64, []field) {
+	return descDetach, []field{
+		mandatory("handle", &d.Handle),
+		optional("closed", &d.Closed),
+		optional("error", &d.Error),
+	}
 }
 
 // End ends a session (§2.7.8).
@@ -407,18 +295,18 @@ type End struct{ Error *Error }
 
 func (*End) performative() {}
 
-func (e *End) described() Described { return fields(descEnd, optComposite(e.Error)) }
-
-func (e *End) decode(r *fieldReader) { e.Error = r.errorField(0, "error") }
+func (e *End) list() (uint64, []field) {
+	return descEnd, []field{optional("error", &e.Error)}
+}
 
 // Close closes the connection (§2.7.9).
 type Close struct{ Error *Error }
 
 func (*Close) performative() {}
 
-func (c *Close) described() Described { return fields(descClose, optComposite(c.Error)) }
-
-func (c *Close) decode(r *fieldReader) { c.Error = r.errorField(0, "error") }
+func (c *Close) list() (uint64, []field) {
+	return descClose, []field{optional("error", &c.Error)}
+}
 
 // Error is an AMQP error: a condition symbol, a description and optional info (§2.8.14).
 type Error struct {
@@ -427,15 +315,12 @@ type Error struct {
 	Info        Map
 }
 
-func (e *Error) described() Described {
-	return fields(descError, e.Condition, optString(e.Description), optMap(e.Info))
-}
-
-func (e *Error) decode(r *fieldReader) {
-	r.require(0, "condition")
-	e.Condition = r.symbol(0, "condition")
-	e.Description = r.str(1, "description")
-	e.Info = r.fieldsMap(2, "info")
+func (e *Error) list() (uint64, []field) {
+	return descError, []field{
+		mandatory("condition", &e.Condition),
+		optional("description", &e.Description),
+		optional("info", &e.Info),
+	}
 }
 
 // Error implements error.
@@ -499,15 +384,27 @@ func (*Rejected) deliveryState() {}
 func (*Released) deliveryState() {}
 func (*Modified) deliveryState() {}
 
-func (s *Received) described() Described {
-	return fields(descReceived, s.SectionNumber, s.SectionOffset)
+func (s *Received) list() (uint64, []field) {
+	return descReceived, []field{
+		mandatory("section-number", &s.SectionNumber),
+		mandatory("section-offset", &s.SectionOffset),
+	}
 }
-func (*Accepted) described() Described   { return fields(descAccepted) }
-func (s *Rejected) described() Described { return fields(descRejected, optComposite(s.Error)) }
-func (*Released) described() Described   { return fields(descReleased) }
-func (s *Modified) described() Described {
-	return fields(descModified, optBool(s.DeliveryFailed), optBool(s.UndeliverableHere),
-		optMap(s.MessageAnnotations))
+
+func (*Accepted) list() (uint64, []field) { return descAccepted, nil }
+
+func (s *Rejected) list() (uint64, []field) {
+	return descRejected, []field{optional("error", &s.Error)}
+}
+
+func (*Released) list() (uint64, []field) { return descReleased, nil }
+
+func (s *Modified) list() (uint64, []field) {
+	return descModified, []field{
+		optional("delivery-failed", &s.DeliveryFailed),
+		optional("undeliverable-here", &s.UndeliverableHere),
+		optional("message-annotations", &s.MessageAnnotations),
+	}
 }
 
 // DeliveryStateFrom converts a decoded described value into a delivery state.
@@ -516,32 +413,24 @@ func DeliveryStateFrom(v any) (DeliveryState, error) {
 	if err != nil {
 		return nil, err
 	}
-	var r fieldReader
 	var s DeliveryState
+	var name string
 	switch code {
 	case descReceived:
-		r = fieldReader{name: "received", l: l}
-		r.require(0, "section-number")
-		r.require(1, "section-offset")
-		s = &Received{SectionNumber: r.uint(0, "section-number", 0), SectionOffset: r.ulong(1, "section-offset")}
+		s, name = new(Received), "received"
 	case descAccepted:
-		s = &Accepted{}
+		s, name = new(Accepted), "accepted"
 	case descRejected:
-		r = fieldReader{name: "rejected", l: l}
-		s = &Rejected{Error: r.errorField(0, "error")}
+		s, name = new(Rejected), "rejected"
 	case descReleased:
-		s = &Released{}
+		s, name = new(Released), "released"
 	case descModified:
-		r = fieldReader{name: "modified", l: l}
-		s = &Modified{
-			DeliveryFailed:     r.boolean(0, "delivery-failed"),
-			UndeliverableHere:  r.boolean(1, "undeliverable-here"),
-			MessageAnnotations: r.fieldsMap(2, "message-annotations"),
-		}
+		s, name = new(Modified), "modified"
 	default:
 		return nil, malformed("descriptor %#x is not a delivery state", code)
 	}
-	return s, r.err
+	_, fs := s.list()
+	return s, decodeFields(fs, name, l)
 }
 
 // SASL frames (§5.3.3).
@@ -579,67 +468,29 @@ func (*SASLChallenge) sasl()          {}
 func (*SASLResponse) sasl()           {}
 func (*SASLOutcome) sasl()            {}
 
-func (s *SASLMechanisms) described() Described {
-	return fields(descSASLMechanisms, s.Mechanisms)
+func (s *SASLMechanisms) list() (uint64, []field) {
+	return descSASLMechanisms, []field{mandatory("sasl-server-mechanisms", &s.Mechanisms)}
 }
 
-func (s *SASLMechanisms) decode(r *fieldReader) {
-	r.require(0, "sasl-server-mechanisms")
-	s.Mechanisms = r.symbols(0, "sasl-server-mechanisms")
-}
-
-func (s *SASLInit) described() Described {
-	var resp any
-	if s.InitialResponse != nil {
-		resp = s.InitialResponse
+func (s *SASLInit) list() (uint64, []field) {
+	return descSASLInit, []field{
+		mandatory("mechanism", &s.Mechanism),
+		optional("initial-response", &s.InitialResponse),
+		optional("hostname", &s.Hostname),
 	}
-	return fields(descSASLInit, s.Mechanism, resp, optString(s.Hostname))
 }
 
-func (s *SASLInit) decode(r *fieldReader) {
-	r.require(0, "mechanism")
-	s.Mechanism = r.symbol(0, "mechanism")
-	s.InitialResponse = r.binary(1, "initial-response")
-	s.Hostname = r.str(2, "hostname")
+func (s *SASLChallenge) list() (uint64, []field) {
+	return descSASLChallenge, []field{mandatory("challenge", &s.Challenge)}
 }
 
-func (s *SASLChallenge) described() Described {
-	return fields(descSASLChallenge, nonNilBytes(s.Challenge))
+func (s *SASLResponse) list() (uint64, []field) {
+	return descSASLResponse, []field{mandatory("response", &s.Response)}
 }
 
-func (s *SASLChallenge) decode(r *fieldReader) {
-	r.require(0, "challenge")
-	s.Challenge = r.binary(0, "challenge")
-}
-
-func (s *SASLResponse) described() Described {
-	return fields(descSASLResponse, nonNilBytes(s.Response))
-}
-
-func (s *SASLResponse) decode(r *fieldReader) {
-	r.require(0, "response")
-	s.Response = r.binary(0, "response")
-}
-
-func (s *SASLOutcome) described() Described {
-	var data any
-	if len(s.AdditionalData) > 0 {
-		data = s.AdditionalData
+func (s *SASLOutcome) list() (uint64, []field) {
+	return descSASLOutcome, []field{
+		mandatory("code", &s.Code),
+		{name: "additional-data", ptr: &s.AdditionalData, omitEmpty: true},
 	}
-	return fields(descSASLOutcome, s.Code, data)
-}
-
-func (s *SASLOutcome) decode(r *fieldReader) {
-	r.require(0, "code")
-	if c := r.ubyte(0, "code"); c != nil {
-		s.Code = *c
-	}
-	s.AdditionalData = r.binary(1, "additional-data")
-}
-
-func nonNilBytes(b []byte) []byte {
-	if b == nil {
-		return []byte{}
-	}
-	return b
 }

@@ -271,7 +271,7 @@ func appendValue(b []byte, v any, depth int) ([]byte, error) {
 		}
 		return appendValue(b, v.Value, depth+1)
 	case composite:
-		return appendValue(b, v.described(), depth)
+		return appendValue(b, described(v), depth)
 	default:
 		return b, fmt.Errorf("amqp: cannot encode Go type %T", v)
 	}
@@ -560,6 +560,11 @@ func (d *decoder) body(code byte, depth int) (any, error) {
 		size, count, err := d.compoundHeader(code == codeList8 || code == codeMap8)
 		if err != nil {
 			return nil, err
+		}
+		// Every element takes at least its constructor byte; checked before the count
+		// sizes an allocation.
+		if count > size {
+			return nil, malformed("compound of %d elements in %d bytes", count, size)
 		}
 		end := d.off + size
 		inner := decoder{buf: d.buf[:end], off: d.off}
