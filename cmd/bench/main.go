@@ -188,9 +188,10 @@ func measure(ctx context.Context, o options, stderr io.Writer) (*bench.Report, e
 		rep.ColdStart = &s
 	}
 	if want("overhead") {
-		for _, sched := range []string{"*/1 * * * * *", bench.DefaultPollSchedule} {
+		// dimirror as deployed, then without check messages (only the poll timer sees copies end).
+		for _, follow := range []string{"", "0s"} {
 			r, err := env.Overhead(ctx, bench.OverheadOptions{Models: o.overheadModels, Interval: 600 * time.Millisecond,
-				CopyDuration: copyDuration, PollSchedule: sched})
+				CopyDuration: copyDuration, PollSchedule: bench.DefaultPollSchedule, FollowFor: follow})
 			if err != nil {
 				return nil, fmt.Errorf("overhead: %w", err)
 			}

@@ -87,9 +87,9 @@ func TestReportMarkdown(t *testing.T) {
 		Started: time.Date(2026, 11, 21, 23, 0, 0, 0, time.UTC), Elapsed: 15 * time.Minute, Machine: "2 CPUs",
 		Commands: []string{"make bench"},
 		Overhead: []OverheadResult{
-			{Options: OverheadOptions{Models: 30, Interval: 600 * time.Millisecond, CopyDuration: 2 * time.Second, PollSchedule: "*/1 * * * * *"},
-				Copies: 60, Overhead: sample(500*time.Millisecond, 600*time.Millisecond), Start: sample(20 * time.Millisecond), Detect: sample(480 * time.Millisecond)},
 			{Options: OverheadOptions{Models: 30, Interval: 600 * time.Millisecond, CopyDuration: 2 * time.Second, PollSchedule: DefaultPollSchedule},
+				Copies: 60, Overhead: sample(500*time.Millisecond, 600*time.Millisecond), Start: sample(20 * time.Millisecond), Detect: sample(480 * time.Millisecond)},
+			{Options: OverheadOptions{Models: 30, Interval: 600 * time.Millisecond, CopyDuration: 2 * time.Second, PollSchedule: DefaultPollSchedule, FollowFor: "0s"},
 				Copies: 60, Overhead: sample(2500 * time.Millisecond)},
 		},
 		Baseline:    &BaselineResult{Options: BaselineOptions{PollInterval: 5 * time.Second}, Copies: 60, Overhead: sample(3 * time.Second), Polls: 1},
@@ -102,9 +102,9 @@ func TestReportMarkdown(t *testing.T) {
 	md := buf.String()
 	for _, want := range []string{
 		"# dimirror benchmarks", "make bench", "absolute times are noise",
-		"| replication overhead, poll `*/1 * * * * *`, p50 / p95 | 500 ms / 600 ms | p50 < 1 s: met |",
-		"poll `*/5 * * * * *`, p50 / p95 | 2.50 s / 2.50 s | p50 < 1 s: **not met** |",
-		"0.17× the script's", // 500 ms vs 3 s
+		"| replication overhead, check messages on (default), poll `*/5 * * * * *` (default), p50 / p95 | 500 ms / 600 ms | p50 < 1 s: met |",
+		"`DIMIRROR_FOLLOW_FOR=0s` (no check messages), poll `*/5 * * * * *` (default), p50 / p95 | 2.50 s / 2.50 s | p50 < 1 s: **not met** |",
+		"0.17× the script's", // 500 ms vs 3 s, the deployed defaults
 		"(= bound / wall time) = **0.95**", "goal ≥ 0.9: met",
 		"**30.0 %** (goal < 1 %: **not met**)", "copyTo calls per copy", "3.10",
 		"**4.00 s per 1,000 copies**", "**40 MiB**", "p50 **15 ms**",

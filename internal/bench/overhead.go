@@ -20,6 +20,31 @@ type OverheadOptions struct {
 	Interval     time.Duration
 	CopyDuration time.Duration
 	PollSchedule string // DIMIRROR_POLL_SCHEDULE
+	FollowFor    string // DIMIRROR_FOLLOW_FOR; "" leaves dimirror's default (checks on)
+}
+
+// Label names the run's settings for the report.
+func (o OverheadOptions) Label() string {
+	checks := "check messages on (default)"
+	if o.FollowFor != "" {
+		checks = "`DIMIRROR_FOLLOW_FOR=" + o.FollowFor + "`"
+		if d, err := time.ParseDuration(o.FollowFor); err == nil && d == 0 {
+			checks += " (no check messages)"
+		}
+	}
+	poll := "poll `" + o.PollSchedule + "`"
+	if o.PollSchedule == DefaultPollSchedule {
+		poll += " (default)"
+	}
+	return checks + ", " + poll
+}
+
+func (o OverheadOptions) settings() map[string]string {
+	s := map[string]string{"DIMIRROR_POLL_SCHEDULE": o.PollSchedule}
+	if o.FollowFor != "" {
+		s["DIMIRROR_FOLLOW_FOR"] = o.FollowFor
+	}
+	return s
 }
 
 // OverheadResult is dimirror's overhead per copy: from the webhook's 202 to the row's
@@ -39,14 +64,13 @@ type OverheadResult struct {
 func (e *Env) Overhead(ctx context.Context, o OverheadOptions) (OverheadResult, error) {
 	res := OverheadResult{Options: o}
 	prefix := "ovh"
-	st, in, err := e.startStack(ctx, stackOptions(prefix, o.Models, o.CopyDuration,
-		map[string]string{"DIMIRROR_POLL_SCHEDULE": o.PollSchedule}), "overhead")
+	st, in, err := e.startStack(ctx, stackOptions(prefix, o.Models, o.CopyDuration, o.settings()), "overhead")
 	if err != nil {
 		return res, err
 	}
 	defer st.Close()
 	defer in.Stop(10 * time.Second)
-	e.logf("overhead: %d requests every %s, copy %s, poll %q", o.Models, o.Interval, o.CopyDuration, o.PollSchedule)
+	e.logf("overhead: %d requests every %s, copy %s, %s", o.Models, o.Interval, o.CopyDuration, o.Label())
 
 	ids := make([]string, o.Models)
 	for i := range ids {
