@@ -116,3 +116,28 @@ func TestRunAPIErrors(t *testing.T) {
 		})
 	}
 }
+
+// With the poll timer out of the way, the check messages alone see copies finish: through the
+// real queue (scheduled messages in devbus) and the real copy starter of `dimirror run`.
+func TestRunChecksSeeCopiesFinish(t *testing.T) {
+	t.Parallel()
+	e := startStack(t, devstack.Options{
+		DI:       func(o *didev.Options) { o.CopyDuration = 2 * time.Second },
+		Settings: map[string]string{"DIMIRROR_POLL_SCHEDULE": devstack.Never},
+	})
+	e.run()
+	if st, _, b := e.call("POST", "/api/replications", `{"sourceId":"invoice-v1"}`, ""); st != http.StatusAccepted {
+		t.Fatalf("POST: %d %s", st, b)
+	}
+	ans := e.waitReplicas("model", "invoice-v1", 30*time.Second)
+	for _, r := range ans.Replicas {
+		if r.Status != "succeeded" || r.StartedAt == nil || r.CompletedAt == nil {
+			t.Fatalf("%s: %+v", r.Target, r)
+		}
+		// The copy takes 2 s; the checks look 500 ms to 1 s apart while it runs.
+		if seen := r.CompletedAt.Sub(*r.StartedAt); seen < 2*time.Second || seen > 5*time.Second {
+			t.Errorf("%s: copy of 2 s seen done %s after it started", r.Target, seen)
+		}
+	}
+	e.assertNoSecrets()
+}
