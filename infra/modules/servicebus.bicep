@@ -1,6 +1,8 @@
-// Service Bus: the copy queue. Each message carries one single-use copy authorization and its
+// Service Bus: the copy queue. Each copy message carries one single-use copy authorization and its
 // MessageId is <kind>:<sourceId>:<target>:<attempt>, one per authorization, so duplicate detection
 // drops a retried send of the same attempt while a new attempt (new authorization) always passes.
+// Check messages (scheduled looks at a started copy, no authorization) share the queue, with
+// MessageId <kind>:<sourceId>:<target>:<attempt>:check<n>.
 
 @description('Namespace name: 6-50 letters, digits and "-", globally unique.')
 @minLength(6)

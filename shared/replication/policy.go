@@ -87,9 +87,9 @@ func (p Policy) Backoff(n int) time.Duration {
 }
 
 // CheckDelay is how long after a look at a copy that has run for elapsed the next check comes:
-// half of elapsed, from 500 ms to 5 s. A copy is then seen done within about a third of its
-// duration (the SDKs' fixed 5 s poll waits 2.5 s on average), with a handful of operation
-// reads for a copy of seconds and one every 5 s for a long one.
+// half of elapsed, from 500 ms to 5 s. A copy of d seconds is then seen done at most d/2 after
+// it ends, and at most 5 s (a fixed 5 s poll, the SDKs' default, waits 2.5 s on average), with
+// a handful of operation reads for a copy of seconds and one every 5 s for a long one.
 func CheckDelay(elapsed time.Duration) time.Duration {
 	return min(max(elapsed/2, 500*time.Millisecond), 5*time.Second)
 }

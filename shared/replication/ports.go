@@ -60,8 +60,9 @@ type CopyMessage struct {
 // Key is the replica the message belongs to.
 func (m *CopyMessage) Key() Key { return Key{Kind: m.Kind, SourceID: m.SourceID, Target: m.Target} }
 
-// MessageID is deterministic per replica and attempt, so the queue's duplicate detection drops a
-// second send of the same attempt (a retried send, or two instances racing).
+// MessageID is deterministic per replica and attempt (and check), so the queue's duplicate
+// detection drops a second send of the same message (a retried send, two instances racing, or
+// a check delivered twice scheduling its successor twice).
 func (m *CopyMessage) MessageID() string {
 	id := fmt.Sprintf("%s:%s:%s:%d", m.Kind, m.SourceID, m.Target, m.Attempt)
 	if m.Check > 0 {
