@@ -51,6 +51,7 @@ var deployedSettings = map[string]string{
 	"DIMIRROR_RETRY_BASE":     "30s",
 	"DIMIRROR_RETRY_MAX":      "30m",
 	"DIMIRROR_CALL_TIMEOUT":   "30s",
+	"DIMIRROR_CLAIM_LEASE":    "1m",
 	"DIMIRROR_LOG_LEVEL":      "info",
 	"DIMIRROR_POLL_SCHEDULE":  DefaultPollSchedule,
 	"DIMIRROR_WATCH_SCHEDULE": DefaultWatchSchedule,

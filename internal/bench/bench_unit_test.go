@@ -139,7 +139,7 @@ func TestDefaultsMatchTheSettings(t *testing.T) {
 			cfg.PollSchedule, cfg.WatchSchedule, DefaultPollSchedule, DefaultWatchSchedule)
 	}
 	for k, got := range map[string]time.Duration{"DIMIRROR_RETRY_BASE": cfg.RetryBase, "DIMIRROR_RETRY_MAX": cfg.RetryMax,
-		"DIMIRROR_CALL_TIMEOUT": cfg.CallTimeout} {
+		"DIMIRROR_CALL_TIMEOUT": cfg.CallTimeout, "DIMIRROR_CLAIM_LEASE": cfg.ClaimLease} {
 		if want, err := time.ParseDuration(deployedSettings[k]); err != nil || got != want {
 			t.Errorf("%s defaults to %s; the benchmarks set %q", k, got, deployedSettings[k])
 		}
