@@ -134,6 +134,9 @@ func TestInjectedFaults(t *testing.T) {
 			if r := srv.Resource("target").Reservations(); len(r) != 1 || r[0].ID != "lost-ack" {
 				t.Errorf("the request was not handled: %+v", r)
 			}
+			if c := srv.Stats().Resources["target"].Categories[CategoryManagement]; c.Resets != 1 || c.LostAnswers != 1 {
+				t.Errorf("counters %+v, want one reset, a lost answer", c)
+			}
 		}},
 		{"latency", Faults{Latency: 150 * time.Millisecond}, func(t *testing.T, srv *Server) {
 			start := time.Now()

@@ -170,6 +170,7 @@ func (r *resource) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	}
 	if f.resetAfter {
 		ctr.resets.Add(1)
+		ctr.lostAnswers.Add(1)
 		resetConnection(w)
 		return
 	}

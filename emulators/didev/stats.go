@@ -19,6 +19,7 @@ type counters struct {
 	injected429 atomic.Int64 // of which injected
 	injected5xx atomic.Int64
 	resets      atomic.Int64 // connections reset (before or after handling)
+	lostAnswers atomic.Int64 // of which after handling: the request took effect, its answer never came
 }
 
 // Stats is a point-in-time view of the server, also served at GET /_didev/stats.
@@ -47,6 +48,7 @@ type CategoryStats struct {
 	Injected429 int64 `json:"injected429"`
 	Injected5xx int64 `json:"injected5xx"`
 	Resets      int64 `json:"resets"`
+	LostAnswers int64 `json:"lostAnswers"` // resets after the request was handled
 }
 
 // AuthorizationStats describe one issued authorization (never its token). CopyToAccepted counts
@@ -76,7 +78,7 @@ func (s *Server) Stats() Stats {
 		for cat, c := range r.stats {
 			st.Categories[cat] = CategoryStats{
 				Requests: c.requests.Load(), Throttled: c.throttled.Load(), RateLimited: c.rateLimited.Load(),
-				Injected429: c.injected429.Load(), Injected5xx: c.injected5xx.Load(), Resets: c.resets.Load(),
+				Injected429: c.injected429.Load(), Injected5xx: c.injected5xx.Load(), Resets: c.resets.Load(), LostAnswers: c.lostAnswers.Load(),
 			}
 		}
 		for _, k := range []Kind{KindModel, KindModelV21} {

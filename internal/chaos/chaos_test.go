@@ -75,12 +75,12 @@ func TestChaos(t *testing.T) {
 	if rep.Kills != cfg.Kills {
 		t.Errorf("seed %d: %d kills, want %d", seed, rep.Kills, cfg.Kills)
 	}
-	if rep.Faults["429"]+rep.Faults["500"]+rep.Faults["reset"]+rep.Faults["copy-fail"]+rep.Faults["expired-auth"] == 0 {
+	if rep.Faults["429"]+rep.Faults["500"]+rep.Faults["reset"]+rep.Faults["lost-answer"]+rep.Faults["copy-fail"]+rep.Faults["expired-auth"] == 0 {
 		t.Errorf("seed %d: no service fault was injected: %v", seed, rep.Faults)
 	}
 	if *full { // hundreds of replications: every kind of fault configured must have struck
 		for kind, rate := range map[string]float64{"429": cfg.Faults.HTTP429, "500": cfg.Faults.HTTP500,
-			"reset": cfg.Faults.Reset + cfg.Faults.ResetAfter, "copy-fail": cfg.Faults.CopyFail, "expired-auth": cfg.Faults.ExpireAuth} {
+			"reset": cfg.Faults.Reset, "lost-answer": cfg.Faults.ResetAfter, "copy-fail": cfg.Faults.CopyFail, "expired-auth": cfg.Faults.ExpireAuth} {
 			if rate > 0 && rep.Faults[kind] == 0 {
 				t.Errorf("seed %d: %s faults were configured (%g) but none struck", seed, kind, rate)
 			}

@@ -153,7 +153,8 @@ func (o *observation) faultCounts() map[string]int64 {
 			out["429"] += c.Injected429
 			out["rate-limited"] += c.RateLimited
 			out["500"] += c.Injected5xx
-			out["reset"] += c.Resets
+			out["reset"] += c.Resets - c.LostAnswers
+			out["lost-answer"] += c.LostAnswers
 		}
 	}
 	out["copy-fail"] = int64(o.copyFails)

@@ -131,14 +131,14 @@ func TestDeadLetterWithReasonIsNotAViolation(t *testing.T) {
 func TestFaultCounts(t *testing.T) {
 	o := goodObservation()
 	o.didev.Resources = map[string]didev.ResourceStats{
-		"source":  {Categories: map[string]didev.CategoryStats{"management": {Injected429: 2, RateLimited: 5, Injected5xx: 1, Resets: 3}}},
+		"source":  {Categories: map[string]didev.CategoryStats{"management": {Injected429: 2, RateLimited: 5, Injected5xx: 1, Resets: 5, LostAnswers: 2}}},
 		"westus2": {Categories: map[string]didev.CategoryStats{"list": {Injected429: 1}}},
 	}
 	o.copyFails = 4
 	o.didev.Authorizations[0].Expires = created.Add(-time.Second) // issued already expired
 	o.queue.Abandoned, o.queue.LocksExpired = 6, 2
 	got := o.faultCounts()
-	want := map[string]int64{"429": 3, "rate-limited": 5, "500": 1, "reset": 3, "copy-fail": 4, "expired-auth": 1, "abandoned": 6, "lock-expired": 2}
+	want := map[string]int64{"429": 3, "rate-limited": 5, "500": 1, "reset": 3, "lost-answer": 2, "copy-fail": 4, "expired-auth": 1, "abandoned": 6, "lock-expired": 2}
 	for k, n := range want {
 		if got[k] != n {
 			t.Errorf("%s = %d, want %d (all: %v)", k, got[k], n, got)
