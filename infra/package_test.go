@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/dimirror/dimirror/infra/pack"
+	"github.com/dimirror/dimirror/internal/syncbuf"
 	"github.com/dimirror/dimirror/internal/testenv"
 )
 
@@ -280,33 +281,16 @@ func serveEnv(t *testing.T, port int) []string {
 // handler is the packaged binary running in serve mode.
 type handler struct {
 	cmd    *exec.Cmd
-	out    *syncBuffer
+	out    *syncbuf.Buffer
 	done   chan struct{}
 	base   string
 	client *http.Client
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // redacted is the handler's output for failure messages, with the test's secrets masked so that
 // a leak is reported without being repeated.
-func (s *syncBuffer) redacted() string {
-	out := s.String()
+func (h *handler) redacted() string {
+	out := h.out.String()
 	for _, secret := range []string{secretSourceKey, secretTargetKey, secretBusKey, testenv.AzuriteAccountKey} {
 		out = strings.ReplaceAll(out, secret, "[secret]")
 	}
@@ -323,7 +307,7 @@ func startHandler(t *testing.T, dir string) *handler {
 		if err != nil {
 			t.Fatal(err)
 		}
-		h := &handler{out: &syncBuffer{}, done: make(chan struct{}), base: fmt.Sprintf("http://127.0.0.1:%d", port),
+		h := &handler{out: &syncbuf.Buffer{}, done: make(chan struct{}), base: fmt.Sprintf("http://127.0.0.1:%d", port),
 			client: &http.Client{Timeout: 10 * time.Second}}
 		h.cmd = exec.Command(filepath.Join(dir, "bin", "dimirror"), "serve")
 		h.cmd.Dir = dir
@@ -352,7 +336,7 @@ func (h *handler) waitReady(limit time.Duration) error {
 	for time.Now().Before(deadline) {
 		select {
 		case <-h.done:
-			return fmt.Errorf("dimirror serve exited before it was ready (%v):\n%s", h.cmd.ProcessState, h.out.redacted())
+			return fmt.Errorf("dimirror serve exited before it was ready (%v):\n%s", h.cmd.ProcessState, h.redacted())
 		default:
 		}
 		resp, err := probe.Get(h.base + "/")
@@ -362,7 +346,7 @@ func (h *handler) waitReady(limit time.Duration) error {
 		}
 		time.Sleep(25 * time.Millisecond)
 	}
-	return fmt.Errorf("dimirror serve did not answer GET / within %s:\n%s", limit, h.out.redacted())
+	return fmt.Errorf("dimirror serve did not answer GET / within %s:\n%s", limit, h.redacted())
 }
 
 func (h *handler) kill() {
@@ -381,7 +365,7 @@ func (h *handler) stop(t *testing.T) {
 	select {
 	case <-h.done:
 		if code := h.cmd.ProcessState.ExitCode(); code != 0 {
-			t.Errorf("dimirror serve exited with %d after SIGTERM:\n%s", code, h.out.redacted())
+			t.Errorf("dimirror serve exited with %d after SIGTERM:\n%s", code, h.redacted())
 		}
 	case <-time.After(15 * time.Second):
 		h.kill()
@@ -490,7 +474,7 @@ func TestPackagedBinaryServes(t *testing.T) {
 	h.stop(t)
 	logText := h.out.String()
 	if !strings.Contains(logText, "custom handler listening") {
-		t.Errorf("no start-up log line:\n%s", h.out.redacted())
+		t.Errorf("no start-up log line:\n%s", h.redacted())
 	}
 	for _, secret := range []string{secretSourceKey, secretTargetKey, secretBusKey, testenv.AzuriteAccountKey} {
 		if strings.Contains(logText, secret) {

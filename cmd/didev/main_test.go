@@ -8,9 +8,10 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/dimirror/dimirror/internal/syncbuf"
 )
 
 func TestFlagErrors(t *testing.T) {
@@ -45,31 +46,13 @@ func TestFlagErrors(t *testing.T) {
 	}
 }
 
-// syncBuffer is a concurrency-safe log sink.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // startRun runs didev with args until the returned cancel is called, and returns the endpoints
 // it printed.
-func startRun(t *testing.T, args []string) (map[string]string, func() error, *syncBuffer) {
+func startRun(t *testing.T, args []string) (map[string]string, func() error, *syncbuf.Buffer) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	done := make(chan error, 1)
 	go func() {
 		err := run(ctx, args, pw, logs)

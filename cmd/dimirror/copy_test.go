@@ -10,13 +10,14 @@ import (
 	"time"
 
 	"github.com/dimirror/dimirror/emulators/didev"
+	"github.com/dimirror/dimirror/internal/fakeclock"
 	"github.com/dimirror/dimirror/shared/replication"
 )
 
 // copyFixture is didev (a source and two targets) on a fake clock, and settings pointing at it.
 type copyFixture struct {
 	srv      *didev.Server
-	clock    *cliClock
+	clock    *fakeclock.Clock
 	settings string
 }
 

@@ -8,10 +8,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/dimirror/dimirror/internal/fakeclock"
 	"github.com/dimirror/dimirror/shared/config"
 )
 
@@ -43,29 +43,13 @@ func checkGolden(t *testing.T, name string, got []byte) {
 	}
 }
 
-// cliClock is a settable clock shared by the command and didev.
-type cliClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newCLIClock() *cliClock { return &cliClock{t: time.Date(2025, 3, 14, 9, 26, 53, 0, time.UTC)} }
-
-func (c *cliClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *cliClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
+func newCLIClock() *fakeclock.Clock {
+	return fakeclock.New(time.Date(2025, 3, 14, 9, 26, 53, 0, time.UTC))
 }
 
 // testEnv is a cliEnv on a fake clock whose sleeps advance it, with an empty environment
 // unless vars are given.
-func testEnv(clock *cliClock, vars map[string]string) cliEnv {
+func testEnv(clock *fakeclock.Clock, vars map[string]string) cliEnv {
 	return cliEnv{
 		lookupEnv: func(k string) (string, bool) { v, ok := vars[k]; return v, ok },
 		now:       clock.Now,

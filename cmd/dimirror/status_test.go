@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/dimirror/dimirror/handlers"
+	"github.com/dimirror/dimirror/internal/fakeclock"
 	"github.com/dimirror/dimirror/internal/testenv"
 	"github.com/dimirror/dimirror/shared/replication"
 	"github.com/dimirror/dimirror/shared/store"
@@ -19,7 +20,7 @@ import (
 type statusFixture struct {
 	table    *store.Tables
 	settings string
-	clock    *cliClock
+	clock    *fakeclock.Clock
 }
 
 func newStatusFixture(t *testing.T, az *testenv.Azurite, name string, rows []replication.Replica) *statusFixture {

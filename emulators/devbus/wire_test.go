@@ -15,6 +15,7 @@ import (
 
 	"github.com/dimirror/dimirror/emulators/devbus"
 	"github.com/dimirror/dimirror/emulators/devbus/amqpframe"
+	"github.com/dimirror/dimirror/internal/syncbuf"
 )
 
 // rawConn is a hand-driven AMQP connection for protocol tests.
@@ -266,7 +267,7 @@ func TestManagementAnswersEveryRequest(t *testing.T) {
 }
 
 func TestSecretsAreNotLogged(t *testing.T) {
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	b := startBroker(t, devbus.Options{Logger: debugLogger(&logs)})
 	const key = "Sup3rSecretSASKeyValue"
 	connStr := strings.Replace(b.ConnectionString(), "SharedAccessKey=dev", "SharedAccessKey="+key, 1)

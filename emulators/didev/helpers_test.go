@@ -8,38 +8,21 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/dimirror/dimirror/internal/fakeclock"
 )
 
 const testKey = "test-key-5f1c"
 
-// fakeClock is a settable clock for Options.Clock.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newFakeClock() *fakeClock {
-	return &fakeClock{t: time.Date(2025, 3, 14, 9, 26, 53, 0, time.UTC)}
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
+func newFakeClock() *fakeclock.Clock {
+	return fakeclock.New(time.Date(2025, 3, 14, 9, 26, 53, 0, time.UTC))
 }
 
 // testOptions are two resources (source in eastus, target in westus2), rate limits off and a
 // fake clock; adjust before start.
-func testOptions(clock *fakeClock) Options {
+func testOptions(clock *fakeclock.Clock) Options {
 	o := Options{
 		Resources: []ResourceOptions{
 			{Name: "source", Addr: "127.0.0.1:0"},

@@ -10,12 +10,14 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/dimirror/dimirror/internal/fakeclock"
 )
 
 // mutateForPersistence builds a state worth keeping: a copied model, a consumed and a pending
 // authorization, a v2.1 model and operations. It returns the consumed authorization body and
 // the copy's operation URL path.
-func mutateForPersistence(t *testing.T, srv *Server, clock *fakeClock) (map[string]any, string) {
+func mutateForPersistence(t *testing.T, srv *Server, clock *fakeclock.Clock) (map[string]any, string) {
 	t.Helper()
 	const v = "2024-11-30"
 	src, tgt := srv.Endpoint("source"), srv.Endpoint("target")

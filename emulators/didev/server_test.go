@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/dimirror/dimirror/internal/fakeclock"
 )
 
 var (
@@ -302,7 +304,7 @@ func TestCopyFailures(t *testing.T) {
 	const v = "2024-11-30"
 	type setup struct {
 		srv   *Server
-		clock *fakeClock
+		clock *fakeclock.Clock
 		auth  map[string]any
 	}
 	tests := []struct {

@@ -6,10 +6,12 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/dimirror/dimirror/internal/fakeclock"
 )
 
 // v21 trains a labeled model on src and waits until it is ready.
-func v21Train(t *testing.T, clock *fakeClock, base string, build time.Duration) string {
+func v21Train(t *testing.T, clock *fakeclock.Clock, base string, build time.Duration) string {
 	t.Helper()
 	a := do(t, "POST", base+"/custom/models", `{"source":"https://acct.blob.core.windows.net/train?sas","useLabelFile":true}`)
 	mustStatus(t, a, http.StatusCreated)

@@ -9,12 +9,12 @@ import (
 	"net/http"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/dimirror/dimirror/emulators/didev"
 	"github.com/dimirror/dimirror/internal/app"
+	"github.com/dimirror/dimirror/internal/syncbuf"
 	"github.com/dimirror/dimirror/shared/config"
 )
 
@@ -35,24 +35,6 @@ func inProcessDimirror(ctx context.Context, settings map[string]string, log io.W
 	}
 	defer a.Close(context.Background())
 	return a.Run(ctx)
-}
-
-// syncBuffer is a bytes.Buffer safe for a writer and a reader at once.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func demoOptions(dir string) Options {
@@ -82,7 +64,7 @@ func TestStackDemoAndRestart(t *testing.T) {
 	dir := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	var progress syncBuffer
+	var progress syncbuf.Buffer
 	o := demoOptions(dir)
 	o.Progress = &progress
 	s, err := Start(ctx, o)
@@ -109,7 +91,7 @@ func TestStackDemoAndRestart(t *testing.T) {
 		}
 	}
 
-	var out syncBuffer
+	var out syncbuf.Buffer
 	timeout := 30 * time.Second
 	if !HasWatchTimer() {
 		timeout = 4 * time.Second // the automatic copy cannot come: do not wait for it long

@@ -1,15 +1,15 @@
 package reconcile_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/dimirror/dimirror/internal/fakeclock"
+	"github.com/dimirror/dimirror/internal/syncbuf"
 	"github.com/dimirror/dimirror/shared/reconcile"
 	rt "github.com/dimirror/dimirror/shared/reconcile/reconciletest"
 	"github.com/dimirror/dimirror/shared/replication"
@@ -17,28 +17,11 @@ import (
 
 const sourceName = "source.example"
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // env is a source, two targets (westus2, eastus), the rows and the queue, all in memory.
 type env struct {
 	t      *testing.T
 	ctx    context.Context
-	clock  *rt.Clock
+	clock  *fakeclock.Clock
 	world  *rt.World
 	src    *rt.Resource
 	west   *rt.Resource
@@ -47,7 +30,7 @@ type env struct {
 	queue  *rt.Queue
 	engine *replication.Engine
 	rec    *reconcile.Reconciler
-	logs   *syncBuffer
+	logs   *syncbuf.Buffer
 }
 
 func newEnv(t *testing.T) *env {
@@ -55,7 +38,7 @@ func newEnv(t *testing.T) *env {
 	c := rt.NewClock()
 	w := rt.NewWorld(c, "source", "westus2", "eastus")
 	e := &env{t: t, ctx: context.Background(), clock: c, world: w, src: w.Resource("source"), west: w.Resource("westus2"),
-		east: w.Resource("eastus"), store: rt.NewStore(), queue: &rt.Queue{}, logs: &syncBuffer{}}
+		east: w.Resource("eastus"), store: rt.NewStore(), queue: &rt.Queue{}, logs: &syncbuf.Buffer{}}
 	log := slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	e.engine = &replication.Engine{
 		Source: e.src, SourceName: sourceName,

@@ -1,7 +1,6 @@
 package replication
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -12,11 +11,14 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/dimirror/dimirror/internal/fakeclock"
+	"github.com/dimirror/dimirror/internal/syncbuf"
 )
 
 type harness struct {
 	t     *testing.T
-	clock *clock
+	clock *fakeclock.Clock
 	w     *world
 	src   *fakeResource
 	west  *fakeResource
@@ -24,25 +26,8 @@ type harness struct {
 	store *memStore
 	queue *memQueue
 	eng   *Engine
-	logs  *syncBuffer
+	logs  *syncbuf.Buffer
 	ctx   context.Context
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func newHarness(t *testing.T, tweak ...func(*Policy)) *harness {
@@ -50,7 +35,7 @@ func newHarness(t *testing.T, tweak ...func(*Policy)) *harness {
 	c := newClock()
 	w := newWorld(c, "source", "westus2", "eastus")
 	h := &harness{t: t, clock: c, w: w, src: w.res["source"], west: w.res["westus2"], east: w.res["eastus"],
-		store: newMemStore(), queue: &memQueue{}, logs: &syncBuffer{}, ctx: context.Background()}
+		store: newMemStore(), queue: &memQueue{}, logs: &syncbuf.Buffer{}, ctx: context.Background()}
 	p := Policy{MaxAttempts: 3, RetryBase: time.Minute, RetryMax: 10 * time.Minute, TransientDelay: 10 * time.Second,
 		QuotaWait: 30 * time.Minute, AuthMargin: 5 * time.Minute, Lease: 2 * time.Minute, Workers: 4}
 	for _, f := range tweak {

@@ -9,27 +9,11 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/dimirror/dimirror/internal/fakeclock"
 )
 
-// clock is a settable test clock.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *clock { return &clock{t: time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
+func newClock() *fakeclock.Clock { return fakeclock.New(time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)) }
 
 // memStore is a Store in memory with ETags, like the table.
 type memStore struct {
@@ -205,7 +189,7 @@ func (q *memQueue) take() []*CopyMessage {
 // copyTime, operation records can be lost.
 type world struct {
 	mu        sync.Mutex
-	clock     *clock
+	clock     *fakeclock.Clock
 	res       map[string]*fakeResource
 	copyTime  time.Duration
 	authTTL   time.Duration
@@ -213,7 +197,7 @@ type world struct {
 	copyFails []*ServiceError // failures for the next copy operations, in order
 }
 
-func newWorld(c *clock, names ...string) *world {
+func newWorld(c *fakeclock.Clock, names ...string) *world {
 	w := &world{clock: c, res: map[string]*fakeResource{}, copyTime: 2 * time.Second, authTTL: time.Hour}
 	for _, n := range names {
 		w.res[n] = &fakeResource{w: w, name: n, models: map[string]Model{}, reserved: map[string]string{},

@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,6 +15,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/dimirror/dimirror/emulators/didev"
+	"github.com/dimirror/dimirror/internal/fakeclock"
 	"github.com/dimirror/dimirror/shared/docintel"
 	"github.com/dimirror/dimirror/shared/reconcile"
 	"github.com/dimirror/dimirror/shared/replication"
@@ -23,28 +23,11 @@ import (
 
 const devKey = "devkey"
 
-type testClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *testClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 // startDI starts didev with one resource and two items per page. Unless the test is about rate
 // limits, didev runs on a fake clock without them (its budget refills with its clock).
-func startDI(t *testing.T, o didev.Options, rateLimited bool) (*didev.Server, *testClock) {
+func startDI(t *testing.T, o didev.Options, rateLimited bool) (*didev.Server, *fakeclock.Clock) {
 	t.Helper()
-	clock := &testClock{t: time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)}
+	clock := fakeclock.New(time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC))
 	o.Resources = []didev.ResourceOptions{{Name: "source", Addr: "127.0.0.1:0"}}
 	o.Key = devKey
 	if !rateLimited {

@@ -18,43 +18,24 @@ import (
 	"sync"
 	"time"
 
+	"github.com/dimirror/dimirror/internal/fakeclock"
 	"github.com/dimirror/dimirror/shared/reconcile"
 	"github.com/dimirror/dimirror/shared/replication"
 )
 
-// Clock is a settable clock.
-type Clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
 // NewClock starts at a fixed instant.
-func NewClock() *Clock { return &Clock{t: time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)} }
-
-// Now is the current fake time.
-func (c *Clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-// Advance moves the clock on.
-func (c *Clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
+func NewClock() *fakeclock.Clock { return fakeclock.New(time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)) }
 
 // World is a set of fake resources sharing one clock.
 type World struct {
 	mu    sync.Mutex
-	clock *Clock
+	clock *fakeclock.Clock
 	res   map[string]*Resource
 	seq   int
 }
 
 // NewWorld makes resources with the given names.
-func NewWorld(c *Clock, names ...string) *World {
+func NewWorld(c *fakeclock.Clock, names ...string) *World {
 	w := &World{clock: c, res: map[string]*Resource{}}
 	for _, n := range names {
 		w.res[n] = &Resource{w: w, name: n, items: map[replication.Kind]map[string]*held{},
