@@ -149,26 +149,23 @@ func Message(m *replication.CopyMessage) (*azservicebus.Message, error) {
 
 // SendCopy implements replication.Queue.
 func (s *Sender) SendCopy(ctx context.Context, m *replication.CopyMessage) error {
-	msg, err := Message(m)
-	if err != nil {
-		return err
-	}
-	return s.send(ctx, m, msg)
+	return s.send(ctx, m, nil)
 }
 
 // ScheduleCheck implements replication.Queue: the message becomes visible after the delay
 // (its ScheduledEnqueueTime is now plus the delay).
 func (s *Sender) ScheduleCheck(ctx context.Context, m *replication.CopyMessage, after time.Duration) error {
+	at := time.Now().Add(after).UTC()
+	return s.send(ctx, m, &at)
+}
+
+// send sends m, visible at once or, with at, from then on.
+func (s *Sender) send(ctx context.Context, m *replication.CopyMessage, at *time.Time) error {
 	msg, err := Message(m)
 	if err != nil {
 		return err
 	}
-	at := time.Now().Add(after).UTC()
-	msg.ScheduledEnqueueTime = &at
-	return s.send(ctx, m, msg)
-}
-
-func (s *Sender) send(ctx context.Context, m *replication.CopyMessage, msg *azservicebus.Message) error {
+	msg.ScheduledEnqueueTime = at
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	if err := s.sender.SendMessage(ctx, msg, nil); err != nil {
