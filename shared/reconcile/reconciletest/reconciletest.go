@@ -231,6 +231,10 @@ func notFound(what string) error {
 
 // --- replication.Resource ---
 
+// TokenPrefix starts every access token the fake targets put in an authorization: a test looks
+// for it where no token may go (answers, logs, rows).
+const TokenPrefix = "SECRET-TOKEN-"
+
 type auth struct {
 	Target string            `json:"target"`
 	Kind   replication.Kind  `json:"kind"`
@@ -254,7 +258,7 @@ func (r *Resource) AuthorizeCopy(_ context.Context, k replication.Kind, id strin
 			Message: fmt.Sprintf("Account can't create more than %d models.", r.Limit)}
 	}
 	r.w.seq++
-	tok := "SECRET-TOKEN-" + strconv.Itoa(r.w.seq)
+	tok := TokenPrefix + strconv.Itoa(r.w.seq)
 	r.reserved[key(k, id)] = tok
 	if k == replication.KindClassifier {
 		tags = nil // classifiers keep no tags

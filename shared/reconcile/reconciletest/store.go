@@ -155,6 +155,13 @@ func contains(list []replication.Status, s replication.Status) bool {
 	return false
 }
 
+// Len is how many replicas there are.
+func (s *Store) Len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.rows)
+}
+
 // Row returns a replica (zero when absent).
 func (s *Store) Row(k replication.Key) (replication.Replica, bool) {
 	s.mu.Lock()
