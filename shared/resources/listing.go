@@ -71,20 +71,8 @@ func (l *Listing) Operation(ctx context.Context, id string) (reconcile.Operation
 }
 
 func toListedOperation(op docintel.Operation) reconcile.Operation {
-	out := reconcile.Operation{ID: op.ID, Kind: op.Kind, Created: op.Created, LastUpdated: op.LastUpdated, ItemID: op.TargetID}
-	switch {
-	case op.Status.Succeeded():
-		out.Status = replication.OpSucceeded
-	case op.Status == docintel.StatusNotStarted:
-		out.Status = replication.OpNotStarted
-	case op.Status == docintel.StatusRunning:
-		out.Status = replication.OpRunning
-	case op.Status == docintel.StatusCanceled || op.Status == docintel.StatusSkipped:
-		out.Status = replication.OpCanceled
-	default:
-		out.Status = replication.OpFailed
-	}
-	return out
+	return reconcile.Operation{ID: op.ID, Kind: op.Kind, Status: opStatus(op.Status), Created: op.Created,
+		LastUpdated: op.LastUpdated, ItemID: op.TargetID}
 }
 
 // Info reads the custom model count and limit.

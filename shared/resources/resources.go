@@ -64,20 +64,24 @@ func (r *Resource) GetOperation(ctx context.Context, opURL string) (replication.
 	return toOperation(opURL, op), nil
 }
 
-func toOperation(opURL string, op *docintel.Operation) replication.Operation {
-	out := replication.Operation{URL: opURL, Percent: op.PercentCompleted, TargetID: op.TargetID, Created: op.Created}
+// opStatus maps the service's operation status to the domain's: skipped counts as canceled,
+// anything unknown as failed.
+func opStatus(s docintel.Status) replication.OpStatus {
 	switch {
-	case op.Status.Succeeded():
-		out.Status = replication.OpSucceeded
-	case op.Status == docintel.StatusNotStarted:
-		out.Status = replication.OpNotStarted
-	case op.Status == docintel.StatusRunning:
-		out.Status = replication.OpRunning
-	case op.Status == docintel.StatusCanceled || op.Status == docintel.StatusSkipped:
-		out.Status = replication.OpCanceled
-	default:
-		out.Status = replication.OpFailed
+	case s.Succeeded():
+		return replication.OpSucceeded
+	case s == docintel.StatusNotStarted:
+		return replication.OpNotStarted
+	case s == docintel.StatusRunning:
+		return replication.OpRunning
+	case s == docintel.StatusCanceled || s == docintel.StatusSkipped:
+		return replication.OpCanceled
 	}
+	return replication.OpFailed
+}
+
+func toOperation(opURL string, op *docintel.Operation) replication.Operation {
+	out := replication.Operation{URL: opURL, Status: opStatus(op.Status), Percent: op.PercentCompleted, TargetID: op.TargetID, Created: op.Created}
 	if op.Error != nil {
 		out.Err = classifyOperation(op.Error)
 	}
