@@ -430,17 +430,7 @@ func (r *run) requestAll(ctx context.Context) {
 // killer kills a random instance with SIGKILL at random points of the kill window and starts
 // it again after a random pause; while one is down the other carries on.
 func (r *run) killer(ctx context.Context) {
-	at := make([]time.Duration, r.cfg.Kills)
-	for i := range at {
-		at[i] = r.cfg.KillFrom + r.within(r.cfg.KillUntil-r.cfg.KillFrom)
-	}
-	sort.Slice(at, func(i, j int) bool { return at[i] < at[j] })
-	for _, t := range at {
-		select {
-		case <-time.After(time.Until(r.started.Add(t))):
-		case <-ctx.Done():
-			return
-		}
+	r.atRandomPoints(ctx, r.cfg.Kills, func(int) {
 		in := r.instances[r.intN(len(r.instances))]
 		in.Kill()
 		r.mu.Lock()
@@ -454,24 +444,14 @@ func (r *run) killer(ctx context.Context) {
 			r.fail(fmt.Errorf("restarting %s: %w", in.Name, err))
 		}
 		cancel()
-	}
+	})
 }
 
 // busFaults injects devbus faults at random points: lock expiries (messages come back with
 // their delivery count raised, as after a stalled consumer), dropped connections (a broker
 // failover) and detached receivers.
 func (r *run) busFaults(ctx context.Context) {
-	at := make([]time.Duration, r.cfg.BusFaults)
-	for i := range at {
-		at[i] = r.cfg.KillFrom + r.within(r.cfg.KillUntil-r.cfg.KillFrom)
-	}
-	sort.Slice(at, func(i, j int) bool { return at[i] < at[j] })
-	for i, t := range at {
-		select {
-		case <-time.After(time.Until(r.started.Add(t))):
-		case <-ctx.Done():
-			return
-		}
+	r.atRandomPoints(ctx, r.cfg.BusFaults, func(i int) {
 		var kind string
 		var n int
 		switch i % 3 {
@@ -489,6 +469,24 @@ func (r *run) busFaults(ctx context.Context) {
 		r.busInjects[kind] += int64(n)
 		r.mu.Unlock()
 		r.logf("devbus: %s (%d)", kind, n)
+	})
+}
+
+// atRandomPoints runs do(0) … do(n-1) in turn at n random points of the kill window, drawn
+// before the first; it stops when ctx ends.
+func (r *run) atRandomPoints(ctx context.Context, n int, do func(i int)) {
+	at := make([]time.Duration, n)
+	for i := range at {
+		at[i] = r.cfg.KillFrom + r.within(r.cfg.KillUntil-r.cfg.KillFrom)
+	}
+	sort.Slice(at, func(i, j int) bool { return at[i] < at[j] })
+	for i, t := range at {
+		select {
+		case <-time.After(time.Until(r.started.Add(t))):
+		case <-ctx.Done():
+			return
+		}
+		do(i)
 	}
 }
 
