@@ -113,11 +113,8 @@ func figures(rows []replication.Replica, now time.Time, targets []string) []Targ
 }
 
 func lagOf(row replication.Replica) time.Duration {
-	from := row.SourceCreated
-	if from.IsZero() || row.RequestedAt.Sub(from) > FreshnessWindow {
-		from = row.RequestedAt
-	}
-	return max(row.CompletedAt.Sub(from), 0)
+	lag, _ := row.Lag()
+	return lag
 }
 
 func lagFigures(ds []time.Duration) Lag {

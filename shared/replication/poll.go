@@ -6,7 +6,6 @@ import (
 	"net/url"
 	"path"
 	"sync"
-	"time"
 
 	"golang.org/x/sync/errgroup"
 )
@@ -227,12 +226,4 @@ func OperationID(opURL string) string {
 		return ""
 	}
 	return path.Base(u.Path)
-}
-
-// Lag is how long a replica took from request to verified copy.
-func (r *Replica) Lag() (time.Duration, bool) {
-	if r.Status != StatusSucceeded || r.CompletedAt.IsZero() || r.RequestedAt.IsZero() {
-		return 0, false
-	}
-	return r.CompletedAt.Sub(r.RequestedAt), true
 }
