@@ -149,6 +149,8 @@ func toEntity(r *replication.Replica) entity {
 	setTime(e, "CompletedAt", r.CompletedAt)
 	setTime(e, "NextAttemptAt", r.NextAttemptAt)
 	setTime(e, "UpdatedAt", r.UpdatedAt)
+	setTime(e, "TransientSince", r.TransientSince)
+	setTime(e, "CopyExpires", r.CopyExpires)
 	return e
 }
 
@@ -188,6 +190,9 @@ type row struct {
 	CompletedAt   time.Time `json:"CompletedAt"`
 	NextAttemptAt time.Time `json:"NextAttemptAt"`
 	UpdatedAt     time.Time `json:"UpdatedAt"`
+	// Added after the first release; rows written before read them as zero.
+	TransientSince time.Time `json:"TransientSince"`
+	CopyExpires    time.Time `json:"CopyExpires"`
 }
 
 func fromJSON(data []byte, etag string) (*replication.Replica, error) {
@@ -199,25 +204,27 @@ func fromJSON(data []byte, etag string) (*replication.Replica, error) {
 		etag = w.ETag
 	}
 	return &replication.Replica{
-		Key:           replication.Key{Kind: replication.Kind(w.Kind), SourceID: w.SourceID, Target: w.Target},
-		TargetID:      w.TargetID,
-		Status:        replication.Status(w.Status),
-		Attempt:       w.Attempt,
-		FirstAttempt:  w.FirstAttempt,
-		Percent:       w.Percent,
-		OperationURL:  w.OperationURL,
-		ErrorCode:     w.ErrorCode,
-		ErrorMessage:  w.ErrorMessage,
-		SourceCreated: w.SourceCreated.UTC(),
-		SourceExpires: w.SourceExpires.UTC(),
-		RequestedAt:   w.RequestedAt.UTC(),
-		AuthorizedAt:  w.AuthorizedAt.UTC(),
-		AuthExpiresAt: w.AuthExpiresAt.UTC(),
-		StartedAt:     w.StartedAt.UTC(),
-		CompletedAt:   w.CompletedAt.UTC(),
-		NextAttemptAt: w.NextAttemptAt.UTC(),
-		UpdatedAt:     w.UpdatedAt.UTC(),
-		ETag:          etag,
+		Key:            replication.Key{Kind: replication.Kind(w.Kind), SourceID: w.SourceID, Target: w.Target},
+		TargetID:       w.TargetID,
+		Status:         replication.Status(w.Status),
+		Attempt:        w.Attempt,
+		FirstAttempt:   w.FirstAttempt,
+		Percent:        w.Percent,
+		OperationURL:   w.OperationURL,
+		ErrorCode:      w.ErrorCode,
+		ErrorMessage:   w.ErrorMessage,
+		SourceCreated:  w.SourceCreated.UTC(),
+		SourceExpires:  w.SourceExpires.UTC(),
+		RequestedAt:    w.RequestedAt.UTC(),
+		AuthorizedAt:   w.AuthorizedAt.UTC(),
+		AuthExpiresAt:  w.AuthExpiresAt.UTC(),
+		StartedAt:      w.StartedAt.UTC(),
+		CompletedAt:    w.CompletedAt.UTC(),
+		NextAttemptAt:  w.NextAttemptAt.UTC(),
+		UpdatedAt:      w.UpdatedAt.UTC(),
+		TransientSince: w.TransientSince.UTC(),
+		CopyExpires:    w.CopyExpires.UTC(),
+		ETag:           etag,
 	}, nil
 }
 
