@@ -58,6 +58,10 @@ type lexer struct {
 
 var closerOf = map[byte]byte{'(': ')', '[': ']', '{': '}'}
 
+// twoCharOps are the operators lexed as one token, so a check can match `a == b` or `a || b` as
+// written.
+var twoCharOps = []string{"::", "==", "!=", "<=", ">=", "&&", "||", "??", "=~", "!~"}
+
 // run lexes until the end of the source or, inside an interpolation, until its closing brace.
 func (l *lexer) run(interp bool) error {
 	base := len(l.stack)
@@ -125,8 +129,8 @@ func (l *lexer) run(interp bool) error {
 			l.stack = l.stack[:len(l.stack)-1]
 			l.emit(tPunct, string(c))
 			l.pos++
-		case strings.HasPrefix(l.src[l.pos:], "::"):
-			l.emit(tPunct, "::")
+		case l.pos+2 <= len(l.src) && slices.Contains(twoCharOps, l.src[l.pos:l.pos+2]):
+			l.emit(tPunct, l.src[l.pos:l.pos+2])
 			l.pos += 2
 		case strings.ContainsRune(":=.,@?!<>&|+-*/%", rune(c)):
 			l.emit(tPunct, string(c))
@@ -350,6 +354,41 @@ func (f *bicepFile) literalProps(from, to int) map[string][]string {
 	return out
 }
 
+// stringList returns the string literals of the array whose '[' is at toks[open], in order, with
+// each ${name} interpolation replaced by vars[name]; an element that is not a string literal, or
+// an interpolation vars does not name, is an error.
+func (f *bicepFile) stringList(open int, vars map[string]string) ([]string, error) {
+	if open >= len(f.toks) || f.toks[open].text != "[" {
+		return nil, fmt.Errorf("no array at token %d", open)
+	}
+	depth := f.toks[open].depth + 1
+	var out []string
+	for j := open + 1; j < len(f.toks) && f.toks[j].depth >= depth; j++ {
+		tk := f.toks[j]
+		switch {
+		case tk.kind == tNewline:
+		case tk.kind == tString && tk.depth == depth:
+			var missing string
+			s := interpRE.ReplaceAllStringFunc(tk.text, func(m string) string {
+				v, ok := vars[m[2:len(m)-1]]
+				if !ok {
+					missing = m
+				}
+				return v
+			})
+			if missing != "" {
+				return nil, fmt.Errorf("line %d: %s is not a known value", tk.line, missing)
+			}
+			out = append(out, s)
+		default:
+			return nil, fmt.Errorf("line %d: %q is not a string literal", tk.line, tk.text)
+		}
+	}
+	return out, nil
+}
+
+var interpRE = regexp.MustCompile(`\$\{([^}]*)\}`)
+
 func (f *bicepFile) resource(name string) (resourceDecl, bool) {
 	for _, r := range f.resources {
 		if r.name == name {
@@ -426,6 +465,36 @@ func TestLexBicep(t *testing.T) {
 	}
 }
 
+func TestLexBicepOperators(t *testing.T) {
+	tests := []struct {
+		src  string
+		want []string
+	}{
+		{"a == 'b'", []string{"a", "==", "b"}},
+		{"a != b", []string{"a", "!=", "b"}},
+		{"a || b && !c", []string{"a", "||", "b", "&&", "!", "c"}},
+		{"a.?b ?? c", []string{"a", ".", "?", "b", "??", "c"}},
+		{"a <= b >= c < d", []string{"a", "<=", "b", ">=", "c", "<", "d"}},
+		{"x = a ? b : c", []string{"x", "=", "a", "?", "b", ":", "c"}},
+		{"az.resourceGroup()::x", []string{"az", ".", "resourceGroup", "(", ")", "::", "x"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.src, func(t *testing.T) {
+			toks, err := lexBicep(tc.src)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, tk := range toks {
+				got = append(got, tk.text)
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("tokens %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
 func TestParseBicepDeclarations(t *testing.T) {
 	src := `targetScope = 'resourceGroup'
 
@@ -440,6 +509,17 @@ var obj = {
     inner: true
   }
 }
+var list = [
+  '${p}a'
+  'b'
+]
+var mixed = [
+  'a'
+  other
+]
+var unknown = [
+  '${q}a'
+]
 module m 'modules/m.bicep' = [
   for x in xs: {
     name: 'm-${x}'
@@ -474,6 +554,15 @@ output o string = m[0].outputs.x
 	}
 	if len(f.modules) != 1 || f.modules[0].path != "modules/m.bicep" || !slices.Equal(f.modules[0].params, []string{"p1", "p2"}) {
 		t.Errorf("modules = %+v", f.modules)
+	}
+	list, err := f.stringList(f.vars["list"], map[string]string{"p": "x/"})
+	if err != nil || !slices.Equal(list, []string{"x/a", "b"}) {
+		t.Errorf("list = %v, %v", list, err)
+	}
+	for name, want := range map[string]string{"mixed": "not a string literal", "unknown": "not a known value", "obj": "no array"} {
+		if _, err := f.stringList(f.vars[name], map[string]string{"p": "x/"}); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("stringList(%s) error = %v, want one containing %q", name, err, want)
+		}
 	}
 	r, ok := f.resource("r")
 	if !ok || r.typ != "Microsoft.Foo/bars@2024-01-01" {

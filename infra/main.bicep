@@ -151,10 +151,12 @@ param exclude string = ''
 ])
 param instanceMemoryMB int = 512
 
-@description('Upper bound of Flex Consumption instances.')
-@minValue(40)
+// One instance already spends a Document Intelligence resource's whole management budget (S0: 5
+// calls/s), so more instances add availability, not throughput; docs/DEPLOY.md ("Instances").
+@description('Upper bound of Flex Consumption instances, per scale group (the HTTP functions, the copy starter, each timer).')
+@minValue(1)
 @maxValue(1000)
-param maximumInstanceCount int = 40
+param maximumInstanceCount int = 2
 
 @description('Days Log Analytics keeps the logs.')
 @minValue(30)
@@ -167,6 +169,16 @@ param alertEmail string = ''
 @description('Alert when the oldest pending replica is older than this many minutes.')
 @minValue(5)
 param oldestPendingAlertMinutes int = 60
+
+@description('Roles on the Document Intelligence resources: custom (only the data actions dimirror calls, one role per resource and side) or builtin (Cognitive Services User: every data action, and the keys).')
+@allowed([
+  'custom'
+  'builtin'
+])
+param roleMode string = 'custom'
+
+@description('With roleMode custom: let dimirror delete models and classifiers in the targets. Without it an id reserved by an authorization no copy used cannot be freed (the replica fails and needs an operator); replaceExisting or pruneDeleted grant it anyway.')
+param grantTargetDelete bool = true
 
 @description('Tags for every resource created.')
 param tags object = {}
@@ -247,13 +259,15 @@ module serviceBus 'modules/servicebus.bicep' = {
   }
 }
 
-// Cognitive Services User on the source and every target, each in its own resource group.
+// Data-plane roles on the source and every target, each in its own resource group: by default a
+// custom role per side with only the calls dimirror makes (see modules/docintel-access.bicep).
 module sourceAccess 'modules/docintel-access.bicep' = {
   name: 'dimirror-${token}-source'
   scope: resourceGroup(sourceParts[2], sourceParts[4])
   params: {
     accountName: last(sourceParts)
     principalId: identity.outputs.principalId
+    roleMode: roleMode
   }
 }
 
@@ -267,6 +281,8 @@ module targetAccess 'modules/docintel-access.bicep' = [
       targetName: t.name
       apiVersion: t.?apiVersion ?? ''
       degrade: t.?degrade ?? false
+      roleMode: roleMode
+      allowDelete: grantTargetDelete || replaceExisting || pruneDeleted
     }
   }
 ]

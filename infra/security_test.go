@@ -93,6 +93,182 @@ func TestRoleAssignments(t *testing.T) {
 	}
 }
 
+// formRecognizer prefixes every data action of the custom roles (Azure permissions for AI +
+// machine learning, Microsoft.CognitiveServices).
+const formRecognizer = "Microsoft.CognitiveServices/accounts/FormRecognizer/"
+
+// TestDocIntelCustomRoles lists, action by action, what each custom role on a Document
+// Intelligence resource grants, and pins the shape of the role: data actions only (no control-
+// plane action, so no listKeys), no wildcard, assignable in the resource's group only, with the
+// built-in role kept as the fallback.
+func TestDocIntelCustomRoles(t *testing.T) {
+	reads := []string{
+		"info/read",
+		"management/get/info/read",
+		"documentmodels/read",
+		"management/get/model/read",
+		"management/get/classifier/read",
+		"custom/models/read",
+	}
+	deletes := []string{
+		"documentmodels/delete",
+		"management/model/delete",
+		"management/classifier/delete",
+		"custom/models/delete",
+	}
+	tests := []struct {
+		role        string
+		isSource    bool
+		allowDelete bool
+		want        []string
+	}{
+		{"source", true, true, append(slices.Clone(reads),
+			"documentmodels:copyto/action",
+			"documentclassifiers:copyto/action",
+			"operations/read",
+			"operation/get/operation/read",
+			"operation/list/operations/read",
+			"custom/models/copy/action",
+			"custom/models/copyresults/read",
+		)},
+		{"target", false, true, append(append(slices.Clone(reads),
+			"documentmodels:authorizecopy/action",
+			"documentclassifiers:authorizecopy/action",
+			"custom/models/copyauthorization/action",
+		), deletes...)},
+		{"target without delete", false, false, append(slices.Clone(reads),
+			"documentmodels:authorizecopy/action",
+			"documentclassifiers:authorizecopy/action",
+			"custom/models/copyauthorization/action",
+		)},
+	}
+
+	f := loadBicep(t, "modules/docintel-access.bicep")
+	prefix := lastString(t, f, "var", "prefix")
+	if prefix != formRecognizer {
+		t.Fatalf("var prefix = %q, want %q", prefix, formRecognizer)
+	}
+	lists := map[string][]string{}
+	for _, name := range []string{"readActions", "sourceActions", "targetActions", "deleteActions"} {
+		i, ok := f.vars[name]
+		if !ok {
+			t.Fatalf("var %s is missing", name)
+		}
+		l, err := f.stringList(i, map[string]string{"prefix": prefix})
+		if err != nil {
+			t.Fatalf("var %s: %v", name, err)
+		}
+		lists[name] = l
+	}
+	// The role's data actions are composed from the lists by this one expression; the test
+	// evaluates the same composition.
+	const composition = "var dataActions = isSource ? concat ( readActions , sourceActions ) : concat ( readActions , targetActions , allowDelete ? deleteActions : [ ] )"
+	if got := declText(f, "var", "dataActions"); got != composition {
+		t.Fatalf("dataActions is\n  %s\nwant\n  %s", got, composition)
+	}
+	compose := func(isSource, allowDelete bool) []string {
+		if isSource {
+			return slices.Concat(lists["readActions"], lists["sourceActions"])
+		}
+		out := slices.Concat(lists["readActions"], lists["targetActions"])
+		if allowDelete {
+			out = append(out, lists["deleteActions"]...)
+		}
+		return out
+	}
+	for _, tc := range tests {
+		t.Run(tc.role, func(t *testing.T) {
+			var want []string
+			for _, a := range tc.want {
+				want = append(want, formRecognizer+a)
+			}
+			got := compose(tc.isSource, tc.allowDelete)
+			if !slices.Equal(got, want) {
+				t.Errorf("data actions:\n  got  %q\n  want %q", got, want)
+			}
+			seen := map[string]bool{}
+			for _, a := range got {
+				if seen[a] {
+					t.Errorf("%s listed twice", a)
+				}
+				seen[a] = true
+				if strings.Contains(a, "*") || !strings.HasPrefix(a, formRecognizer) {
+					t.Errorf("%s: want one Document Intelligence data action, no wildcard", a)
+				}
+				if strings.Contains(a, "analyze") || strings.Contains(a, "build") || strings.Contains(a, "compose") {
+					t.Errorf("%s: dimirror never analyzes, builds or composes", a)
+				}
+			}
+		})
+	}
+
+	r, ok := f.resource("customRole")
+	if !ok || !strings.HasPrefix(r.typ, "Microsoft.Authorization/roleDefinitions@") {
+		t.Fatalf("docintel-access.bicep: role definition customRole missing (%+v)", r)
+	}
+	body := tokenText(f.toks[r.start:r.end])
+	for _, want := range []string{
+		"if ( roleMode == 'custom' )",
+		"name : customRoleId",
+		"type : 'customRole'",
+		"actions : [ ] notActions : [ ] dataActions : dataActions notDataActions : [ ]",
+		"assignableScopes : [ resourceGroup ( ) . id ]",
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("customRole lacks %q", want)
+		}
+	}
+	access, _ := f.resource("access")
+	body = tokenText(f.toks[access.start:access.end])
+	for _, want := range []string{
+		"roleDefinitionId : subscriptionResourceId ( 'Microsoft.Authorization/roleDefinitions' , roleId )",
+		"dependsOn : [ customRole ]",
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("access lacks %q", want)
+		}
+	}
+	if got, want := declText(f, "var", "roleId"), "var roleId = roleMode == 'custom' ? customRoleId : cognitiveServicesUser"; got != want {
+		t.Errorf("%s, want %s", got, want)
+	}
+
+	// Both files offer the same two modes, custom by default, and main passes its choice (and
+	// delete whenever REPLACE or PRUNE needs it) to every module.
+	main := loadBicep(t, "main.bicep")
+	for _, bf := range []*bicepFile{f, main} {
+		if got, want := declText(bf, "param", "roleMode"), "param roleMode string = 'custom'"; got != want {
+			t.Errorf("%s: %s, want %s", bf.path, got, want)
+		}
+		if !strings.Contains(bf.src, "@allowed([\n  'custom'\n  'builtin'\n])\nparam roleMode") {
+			t.Errorf("%s: roleMode does not allow exactly custom and builtin", bf.path)
+		}
+	}
+	for _, m := range main.modules {
+		if m.path == "modules/docintel-access.bicep" && !slices.Contains(m.params, "roleMode") {
+			t.Errorf("main.bicep: module %s does not pass roleMode", m.name)
+		}
+	}
+	if !strings.Contains(tokenText(main.toks), "allowDelete : grantTargetDelete || replaceExisting || pruneDeleted") {
+		t.Error("main.bicep: targets must get delete whenever REPLACE or PRUNE is on")
+	}
+}
+
+// declText is the text of the declaration `kind name` up to the end of its line, tokens joined
+// by spaces.
+func declText(f *bicepFile, kind, name string) string {
+	for i := 0; i+1 < len(f.toks); i++ {
+		if f.toks[i].text != kind || f.toks[i+1].text != name || f.toks[i].depth != 0 {
+			continue
+		}
+		j := i
+		for j < len(f.toks) && f.toks[j].kind != tNewline {
+			j++
+		}
+		return strings.TrimSpace(tokenText(f.toks[i:j]))
+	}
+	return ""
+}
+
 func tokenText(toks []token) string {
 	var b strings.Builder
 	for _, tk := range toks {
@@ -135,12 +311,14 @@ func TestSecureDefaults(t *testing.T) {
 			"publicAccess":                 "None",
 		}},
 		{"modules/monitoring.bicep", "appInsights", map[string]string{"DisableLocalAuth": "true"}},
-		{"modules/keyvault.bicep", "vault", map[string]string{"enableRbacAuthorization": "true"}},
+		{"modules/keyvault.bicep", "vault", map[string]string{"enableRbacAuthorization": "true", "enablePurgeProtection": "true"}},
 		{"modules/functionapp.bicep", "plan", map[string]string{"tier": "FlexConsumption", "name": "FC1", "reserved": "true"}},
 		{"modules/functionapp.bicep", "site", map[string]string{
 			"kind": "functionapp,linux", "type": "UserAssigned", "httpsOnly": "true", "minTlsVersion": "1.2",
+			"ftpsState": "Disabled",
 		}},
-		{"modules/functionapp.bicep", "scmBasicAuth", map[string]string{"allow": "false"}},
+		{"modules/functionapp.bicep", "scmBasicAuth", map[string]string{"name": "scm", "allow": "false"}},
+		{"modules/functionapp.bicep", "ftpBasicAuth", map[string]string{"name": "ftp", "allow": "false"}},
 	}
 	files := bicepFiles(t)
 	for _, tc := range tests {

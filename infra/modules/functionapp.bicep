@@ -25,7 +25,7 @@ param appInsightsName string
 ])
 param instanceMemoryMB int
 
-@minValue(40)
+@minValue(1)
 @maxValue(1000)
 param maximumInstanceCount int
 
@@ -110,6 +110,8 @@ resource site 'Microsoft.Web/sites@2023-12-01' = {
     keyVaultReferenceIdentity: identityId
     siteConfig: {
       minTlsVersion: '1.2'
+      // Deployments go through the deployment container with Entra ID; nothing uses FTP(S).
+      ftpsState: 'Disabled'
     }
     functionAppConfig: {
       deployment: {
@@ -135,10 +137,19 @@ resource site 'Microsoft.Web/sites@2023-12-01' = {
   }
 }
 
-// Deployments authenticate with Entra ID (az functionapp deployment); no publishing passwords.
+// Deployments authenticate with Entra ID (az functionapp deployment); no publishing passwords,
+// neither for the SCM (Kudu) endpoint nor for FTP.
 resource scmBasicAuth 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2023-12-01' = {
   parent: site
   name: 'scm'
+  properties: {
+    allow: false
+  }
+}
+
+resource ftpBasicAuth 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2023-12-01' = {
+  parent: site
+  name: 'ftp'
   properties: {
     allow: false
   }

@@ -44,6 +44,9 @@ resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
     enableRbacAuthorization: true
     enableSoftDelete: true
     softDeleteRetentionInDays: 90
+    // A deleted vault (or secret) cannot be purged before its retention ends, by anyone: the keys
+    // are recoverable for 90 days. Purge protection cannot be turned off again once on.
+    enablePurgeProtection: true
     // The app reaches the vault without a virtual network; only Entra ID callers with a role get in.
     publicNetworkAccess: 'Enabled'
     networkAcls: {
