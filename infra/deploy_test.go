@@ -243,7 +243,7 @@ func goSources(t *testing.T, dir string) string {
 
 // plannedEvents are log events the alerts rely on that the app may not emit yet; the deploy
 // guide documents their shape for whoever adds them.
-var plannedEvents = []string{"replication freshness"}
+var plannedEvents = []string{"replication freshness", "rpo-missed"}
 
 // TestAlertQueries: every log alert query is printed in the deploy guide, and matches a log
 // event dimirror emits (or a documented planned one).
@@ -281,8 +281,8 @@ func TestAlertQueries(t *testing.T) {
 			t.Errorf("no Go source logs a message starting %q, which the alert queries", event)
 		}
 	}
-	if queries != 2 {
-		t.Errorf("found %d log alert queries, want 2 (failed replicas, oldest pending)", queries)
+	if queries != 3 {
+		t.Errorf("found %d log alert queries, want 3 (failed replicas, oldest pending, RPO missed)", queries)
 	}
 	r, ok := f.resource("deadLettered")
 	if !ok {
@@ -293,6 +293,51 @@ func TestAlertQueries(t *testing.T) {
 		if !slices.Contains(props[k], v) {
 			t.Errorf("dead-letter alert %s = %v, want %s", k, props[k], v)
 		}
+	}
+}
+
+// TestLogAlertRules pins how each log alert evaluates its query: per-event rules count the
+// events of the last 15 minutes per target, the freshness rule takes the largest figure of the
+// last two hours (a sweep logs it hourly); all resolve themselves.
+func TestLogAlertRules(t *testing.T) {
+	f := loadBicep(t, "modules/alerts.bicep")
+	tests := []struct {
+		resource string
+		want     map[string]string
+		body     []string
+	}{
+		{"replicaFailed", map[string]string{
+			"evaluationFrequency": "PT5M", "windowSize": "PT15M", "timeAggregation": "Count", "threshold": "0", "severity": "2", "autoMitigate": "true",
+		}, []string{"query : replicaFailedQuery", "name : 'target' operator : 'Include'"}},
+		{"rpoMissed", map[string]string{
+			"evaluationFrequency": "PT5M", "windowSize": "PT15M", "timeAggregation": "Count", "threshold": "0", "severity": "2", "autoMitigate": "true",
+		}, []string{"query : rpoMissedQuery", "name : 'target' operator : 'Include'"}},
+		{"oldestPending", map[string]string{
+			"evaluationFrequency": "PT15M", "windowSize": "PT2H", "timeAggregation": "Maximum", "metricMeasureColumn": "oldestPendingMinutes", "severity": "2", "autoMitigate": "true",
+		}, []string{"query : oldestPendingQuery", "threshold : oldestPendingAlertMinutes"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.resource, func(t *testing.T) {
+			r, ok := f.resource(tc.resource)
+			if !ok || !strings.HasPrefix(r.typ, "Microsoft.Insights/scheduledQueryRules@") {
+				t.Fatalf("alerts.bicep: scheduled query rule %s missing (%+v)", tc.resource, r)
+			}
+			props := f.literalProps(r.start, r.end)
+			for k, v := range tc.want {
+				if !slices.Equal(props[k], []string{v}) {
+					t.Errorf("%s = %v, want %s", k, props[k], v)
+				}
+			}
+			body := tokenText(f.toks[r.start:r.end])
+			for _, want := range append(tc.body, "actionGroups : actionGroupIds", "scopes : [ workspaceId ]") {
+				if !strings.Contains(body, want) {
+					t.Errorf("lacks %q", want)
+				}
+			}
+			if !strings.Contains(tokenText(f.toks), tc.resource+" . id") {
+				t.Errorf("%s is not among the ruleIds output", tc.resource)
+			}
+		})
 	}
 }
 

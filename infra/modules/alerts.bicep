@@ -1,4 +1,4 @@
-// Alerts on replication freshness and on the copy queue. dimirror logs one JSON line per event
+// Alerts on replication freshness, the recovery point objective and the copy queue. dimirror logs one JSON line per event
 // (log/slog) to the custom handler's output, which the Functions host forwards to Application
 // Insights: each line is the Message of a row in the workspace's AppTraces table. The queries
 // match the event's "msg" field; docs/DEPLOY.md lists them and the events they rely on.
@@ -60,6 +60,17 @@ AppTraces
 | extend oldestPendingMinutes = todouble(extract('"oldestPendingSeconds":([0-9.]+)', 1, Message)) / 60.0
 | where isnotnull(oldestPendingMinutes)
 | project TimeGenerated, oldestPendingMinutes
+'''
+
+// The rpo-missed event: logged once per replica made later than its source was ready plus
+// DIMIRROR_RPO, or still not made past that point (attributes kind, sourceId, target, targetId,
+// rpoSeconds, lagSeconds or pendingSeconds, sourceReady; docs/ARCHITECTURE.md). One alert per
+// target, like failed replicas.
+var rpoMissedQuery = '''
+AppTraces
+| where Message contains '"msg":"rpo-missed"'
+| extend target = extract('"target":"([^"]*)"', 1, Message)
+| project TimeGenerated, target
 '''
 
 resource replicaFailed 'Microsoft.Insights/scheduledQueryRules@2022-06-15' = {
@@ -145,6 +156,52 @@ resource oldestPending 'Microsoft.Insights/scheduledQueryRules@2022-06-15' = {
   }
 }
 
+resource rpoMissed 'Microsoft.Insights/scheduledQueryRules@2022-06-15' = {
+  name: '${namePrefix}-rpo-missed'
+  location: location
+  tags: tags
+  kind: 'LogAlert'
+  properties: {
+    displayName: 'dimirror: recovery point objective missed'
+    description: 'A replica was made later than its source model was ready plus DIMIRROR_RPO, or is still not made past that point: this target lags behind the objective. The summary API lists the replicas at risk.'
+    severity: 2
+    enabled: true
+    scopes: [
+      workspaceId
+    ]
+    evaluationFrequency: 'PT5M'
+    windowSize: 'PT15M'
+    criteria: {
+      allOf: [
+        {
+          query: rpoMissedQuery
+          timeAggregation: 'Count'
+          dimensions: [
+            {
+              name: 'target'
+              operator: 'Include'
+              values: [
+                '*'
+              ]
+            }
+          ]
+          operator: 'GreaterThan'
+          threshold: 0
+          failingPeriods: {
+            numberOfEvaluationPeriods: 1
+            minFailingPeriodsToAlert: 1
+          }
+        }
+      ]
+    }
+    // Resolved once a window passes without a new miss on that target.
+    autoMitigate: true
+    actions: {
+      actionGroups: actionGroupIds
+    }
+  }
+}
+
 // Messages in the queue's dead-letter sub-queue (a gauge): copy messages that failed every
 // delivery or expired. The replicas recover on their own; the messages stay until inspected.
 resource deadLettered 'Microsoft.Insights/metricAlerts@2018-03-01' = {
@@ -195,5 +252,6 @@ resource deadLettered 'Microsoft.Insights/metricAlerts@2018-03-01' = {
 output ruleIds array = [
   replicaFailed.id
   oldestPending.id
+  rpoMissed.id
   deadLettered.id
 ]
