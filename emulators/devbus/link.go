@@ -217,12 +217,21 @@ func (c *conn) resolveLink(l *link, p *amqpframe.Attach) error {
 	return nil
 }
 
+// resolveReply makes l a link that receives replies from $cbs or a management node.
+// Service Bus routes a reply to the link whose target address is the request's reply-to
+// or, when the link has no target address, whose name is: the .NET and Go clients set
+// the target, the JavaScript SDK (rhea) attaches its $cbs receiver with an empty target
+// named after the reply-to of its token requests.
 func (c *conn) resolveReply(l *link, p *amqpframe.Attach) error {
-	if p.Target == nil || p.Target.Address == "" {
-		return notFound("a link from %s needs a target address to receive replies at", p.Source.Address)
-	}
 	l.kind = linkReply
-	l.address = p.Target.Address
+	switch {
+	case p.Target != nil && p.Target.Address != "":
+		l.address = p.Target.Address
+	case p.Name != "":
+		l.address = p.Name
+	default:
+		return notFound("a link from %s needs a target address or a name to receive replies at", p.Source.Address)
+	}
 	l.settled = p.SndSettleMode == nil || *p.SndSettleMode != amqpframe.SenderSettleUnsettled
 	return nil
 }

@@ -1,6 +1,8 @@
 package devbus
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"maps"
@@ -116,15 +118,18 @@ func parseMessage(raw []byte) (*message, error) {
 		}
 	}
 	m.bare = append([]byte(nil), raw[bareStart:]...)
+	var props []any
 	for _, s := range sections {
 		if s.Code == amqpframe.SectionProperties {
-			props := s.Value.([]any)
-			if len(props) > 0 && props[0] != nil {
-				if m.msgID, err = messageIDKey(props[0]); err != nil {
-					return nil, err
-				}
-			}
+			props = s.Value.([]any)
 		}
+	}
+	if len(props) > 0 && props[0] != nil {
+		if m.msgID, err = messageIDKey(props[0]); err != nil {
+			return nil, err
+		}
+	} else if m.bare, err = withMessageID(m.bare, props, newMessageID()); err != nil {
+		return nil, err
 	}
 	if _, err := amqpframe.AppendValue(nil, m.annotations); err != nil {
 		return nil, fmt.Errorf("message annotations: %w", err)
@@ -166,6 +171,35 @@ func parseHeader(l []any) (header, error) {
 		return h, errors.New("header.first-acquirer is not a boolean")
 	}
 	return h, nil
+}
+
+// newMessageID is the id Service Bus gives a message sent without one: 32 hexadecimal
+// digits. Receivers rely on it (the JavaScript SDK keys its lock renewal by message id).
+// Such ids take no part in duplicate detection, as in Service Bus.
+func newMessageID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
+	return hex.EncodeToString(b[:])
+}
+
+// withMessageID returns the bare message with id as its message-id: the properties
+// section (props, nil when the message has none) is rewritten or, absent, inserted first.
+func withMessageID(bare []byte, props []any, id string) ([]byte, error) {
+	sections, err := amqpframe.SplitMessage(bare)
+	if err != nil {
+		return nil, err
+	}
+	np := append([]any{id}, props[min(1, len(props)):]...)
+	out, err := amqpframe.AppendSection(make([]byte, 0, len(bare)+48), amqpframe.SectionProperties, np)
+	if err != nil {
+		return nil, fmt.Errorf("properties: %w", err)
+	}
+	for _, s := range sections {
+		if s.Code != amqpframe.SectionProperties {
+			out = append(out, s.Raw...)
+		}
+	}
+	return out, nil
 }
 
 // messageIDKey turns a message-id of any of its four allowed types into a map key.
@@ -235,9 +269,9 @@ func (m *message) appendSections(b []byte, deliveryAnn, extra amqpframe.Map) ([]
 	if m.header.firstAcquirer {
 		h[3] = true
 	}
-	if m.deliveryCount > 0 {
-		h[4] = m.deliveryCount
-	}
+	// Service Bus always writes the delivery count, 0 included: the JavaScript SDK reads
+	// an absent field as undefined rather than as the default 0.
+	h[4] = m.deliveryCount
 	for len(h) > 1 && h[len(h)-1] == nil {
 		h = h[:len(h)-1]
 	}
