@@ -21,7 +21,7 @@ func (a *App) StatusOne(w http.ResponseWriter, r *http.Request, kindParam, sourc
 		writeError(w, http.StatusBadRequest, "InvalidRequest", strconv.Quote(sourceID)+" is not a valid id", "sourceId")
 		return
 	}
-	page, err := a.Engine.Store.List(r.Context(), replication.Filter{Kind: kind, SourceID: sourceID}, "", 1000)
+	page, err := a.Engine.List(r.Context(), replication.Filter{Kind: kind, SourceID: sourceID}, "", 1000)
 	if err != nil {
 		a.writeUnavailable(w, r, err)
 		return
@@ -57,7 +57,7 @@ func (a *App) StatusList(w http.ResponseWriter, r *http.Request) {
 		f.Status = append(f.Status, st)
 	}
 	if t := q.Get("target"); t != "" {
-		if _, ok := a.Engine.Targets[t]; !ok {
+		if !a.Engine.HasTarget(t) {
 			writeError(w, http.StatusBadRequest, "InvalidRequest", "unknown target "+strconv.Quote(t), "target")
 			return
 		}
@@ -80,7 +80,7 @@ func (a *App) StatusList(w http.ResponseWriter, r *http.Request) {
 		}
 		top = n
 	}
-	page, err := a.Engine.Store.List(r.Context(), f, q.Get("next"), top)
+	page, err := a.Engine.List(r.Context(), f, q.Get("next"), top)
 	if err != nil {
 		if errors.Is(err, replication.ErrInvalidToken) {
 			writeError(w, http.StatusBadRequest, "InvalidRequest", "the next token is not valid: use the nextLink of an earlier page", "next")

@@ -122,6 +122,9 @@ param claimLease string = '1m'
 @description('How long the copy starter follows a copy it started with scheduled check messages, so a finished copy is seen within a fraction of its duration (DIMIRROR_FOLLOW_FOR); 0s leaves it to the poll timer.')
 param followFor string = '1m'
 
+@description('How long a replica keeps retrying transient failures (an unreachable, deleted or endlessly throttled resource), and how long a copy operation may run, before the replica fails naming what did not answer (DIMIRROR_GIVE_UP_AFTER); the hourly sweep re-drives such failures.')
+param giveUpAfter string = '4h'
+
 @description('Log level (DIMIRROR_LOG_LEVEL).')
 @allowed([
   'debug'
@@ -336,6 +339,7 @@ module app 'modules/functionapp.bicep' = {
     authMargin: authMargin
     claimLease: claimLease
     followFor: followFor
+    giveUpAfter: giveUpAfter
     logLevel: logLevel
     replaceExisting: replaceExisting
     pruneDeleted: pruneDeleted

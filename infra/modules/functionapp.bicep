@@ -58,6 +58,7 @@ param callTimeout string
 param authMargin string
 param claimLease string
 param followFor string
+param giveUpAfter string
 param logLevel string
 param replaceExisting bool
 param pruneDeleted bool
@@ -195,6 +196,7 @@ var appSettings = {
   DIMIRROR_AUTH_MARGIN: authMargin
   DIMIRROR_CLAIM_LEASE: claimLease
   DIMIRROR_FOLLOW_FOR: followFor
+  DIMIRROR_GIVE_UP_AFTER: giveUpAfter
   DIMIRROR_LOG_LEVEL: logLevel
   DIMIRROR_REPLACE: replaceExisting ? 'true' : 'false'
   DIMIRROR_PRUNE: pruneDeleted ? 'true' : 'false'

@@ -168,27 +168,35 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, o Options) (
 		q = a.sender
 	}
 
-	a.Engine = &replication.Engine{
+	if a.Engine, err = replication.NewEngine(replication.Config{
 		Source:      resources.New(a.Source),
 		SourceName:  hostOf(cfg.Source.Endpoint),
 		Targets:     targets,
 		CopySources: copySources,
 		Store:       a.Table,
 		Queue:       q,
-		Policy: replication.Policy{
-			MaxAttempts: cfg.MaxAttempts,
-			RetryBase:   cfg.RetryBase,
-			RetryMax:    cfg.RetryMax,
-			AuthMargin:  cfg.AuthMargin,
-			Lease:       cfg.ClaimLease,
-			Follow:      followPolicy(cfg.FollowFor),
-			Replace:     cfg.Replace,
-		},
-		Log: log,
+		Policy:      EnginePolicy(cfg),
+		Log:         log,
+	}); err != nil {
+		return nil, err
 	}
 	a.Handlers = &handlers.App{Engine: a.Engine, Log: log}
 	a.Handlers.Reconciler = a.newReconciler()
 	return a, nil
+}
+
+// EnginePolicy is the replication policy the settings ask for.
+func EnginePolicy(cfg *config.Config) replication.Policy {
+	return replication.Policy{
+		MaxAttempts: cfg.MaxAttempts,
+		RetryBase:   cfg.RetryBase,
+		RetryMax:    cfg.RetryMax,
+		AuthMargin:  cfg.AuthMargin,
+		Lease:       cfg.ClaimLease,
+		Follow:      followPolicy(cfg.FollowFor),
+		Replace:     cfg.Replace,
+		GiveUpAfter: cfg.GiveUpAfter,
+	}
 }
 
 // TargetNames lists the configured targets, sorted.

@@ -53,7 +53,11 @@ type Config struct {
 	// FollowFor is how long the copy starter follows a copy it started with check messages;
 	// 0 turns checks off (only the poll timer sees copies finish).
 	FollowFor time.Duration
-	LogLevel  slog.Level
+	// GiveUpAfter bounds a streak of transient failures of one replica (a resource deleted,
+	// unreachable or throttled without end) and how long a copy operation may run; past it the
+	// replica fails, naming what did not answer.
+	GiveUpAfter time.Duration
+	LogLevel    slog.Level
 
 	// Replace overwrites target models that already exist; Prune deletes target models
 	// that no longer exist on the source.
@@ -153,6 +157,7 @@ type settings struct {
 	AuthMargin  string `envconfig:"DIMIRROR_AUTH_MARGIN" default:"5m"`
 	ClaimLease  string `envconfig:"DIMIRROR_CLAIM_LEASE" default:"1m"`
 	FollowFor   string `envconfig:"DIMIRROR_FOLLOW_FOR" default:"1m"`
+	GiveUpAfter string `envconfig:"DIMIRROR_GIVE_UP_AFTER" default:"4h"`
 	LogLevel    string `envconfig:"DIMIRROR_LOG_LEVEL" default:"info"`
 
 	Replace       string `envconfig:"DIMIRROR_REPLACE" default:"false"`

@@ -40,6 +40,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("call_timeout", c.CallTimeout.String()),
 		slog.String("auth_margin", c.AuthMargin.String()),
 		slog.String("claim_lease", c.ClaimLease.String()),
+		slog.String("give_up_after", c.GiveUpAfter.String()),
 		slog.String("follow_for", c.FollowFor.String()),
 		slog.String("log_level", c.LogLevel.String()),
 		slog.Bool("replace", c.Replace),

@@ -206,6 +206,10 @@ func (s *settings) validate() (*Config, error) {
 		p.add("DIMIRROR_CLAIM_LEASE", "%s is shorter than DIMIRROR_CALL_TIMEOUT (%s), so a step could not wait out one call; use at least twice that", c.ClaimLease, c.CallTimeout)
 	}
 	c.FollowFor = parseDuration(&p, "DIMIRROR_FOLLOW_FOR", s.FollowFor, true)
+	c.GiveUpAfter = parseDuration(&p, "DIMIRROR_GIVE_UP_AFTER", s.GiveUpAfter, false)
+	if c.GiveUpAfter > 0 && c.GiveUpAfter < time.Minute {
+		p.add("DIMIRROR_GIVE_UP_AFTER", "%s is too short: a brief outage would fail replicas; use at least a few minutes (default 4h)", c.GiveUpAfter)
+	}
 	switch strings.ToLower(s.LogLevel) {
 	case "debug":
 		c.LogLevel = slog.LevelDebug

@@ -137,61 +137,17 @@ func replicaResult(rep replication.Replica) string {
 	return string(rep.Status)
 }
 
-// markMissing turns a verified replica whose copy vanished from the target into a failed one
-// (TargetMissing), so the request that follows starts a new run: a request leaves verified
-// replicas alone.
+// markMissing records that a verified replica's copy vanished from the target (TargetVanished),
+// so the request that follows starts a new run: a request leaves verified replicas alone.
 func (r *Reconciler) markMissing(ctx context.Context, k replication.Key) error {
-	for range 3 {
-		row, err := r.Engine.Store.Get(ctx, k)
-		if err != nil {
-			if errors.Is(err, replication.ErrNotFound) {
-				return nil
-			}
-			return err
-		}
-		if row.Status != replication.StatusSucceeded {
-			return nil // another instance got there first
-		}
-		now := r.now()
-		row.Status = replication.StatusFailed
-		row.ErrorCode = "TargetMissing"
-		row.ErrorMessage = "reconciliation found no copy in the target; replicating again"
-		row.CompletedAt, row.UpdatedAt = now, now
-		err = r.Engine.Store.Update(ctx, row)
-		if errors.Is(err, replication.ErrConflict) {
-			continue
-		}
-		if err == nil {
-			r.log().WarnContext(ctx, "replica lost its target copy; replicating again", "kind", string(k.Kind), "sourceId", k.SourceID,
-				"target", k.Target, "targetId", row.TargetID)
-		}
-		return err
-	}
-	return fmt.Errorf("replica %s keeps changing", k)
+	return r.Engine.MarkVanished(ctx, k)
 }
 
-// prune deletes an orphan, after checking once more that the source lacks it (the source was
-// listed a while ago), and forgets its replica row.
+// prune deletes an orphan through the engine, which checks once more, right before the delete,
+// that the source lacks it and that the target model is dimirror's copy of that source item.
 func (r *Reconciler) prune(ctx context.Context, e Entry) (string, error) {
-	if _, err := r.Engine.Source.GetModel(ctx, e.Kind, e.SourceID); err == nil {
-		return "kept: the source has it again", nil
-	} else if !isNotFound(err) {
-		return "", fmt.Errorf("checking the source: %w", err)
-	}
-	target, ok := r.Engine.Targets[e.Target]
-	if !ok {
-		return "", fmt.Errorf("target %s is not configured", e.Target)
-	}
-	if err := target.DeleteModel(ctx, e.Kind, e.TargetID); err != nil && !isNotFound(err) {
-		return "", err
-	}
-	if del, ok := r.Engine.Store.(rowDeleter); ok {
-		if err := del.Delete(ctx, replication.Key{Kind: e.Kind, SourceID: e.SourceID, Target: e.Target}); err != nil {
-			return "", fmt.Errorf("deleted from the target, but forgetting its row failed: %w", err)
-		}
-	}
-	r.log().InfoContext(ctx, "orphan deleted", "kind", string(e.Kind), "sourceId", e.SourceID, "target", e.Target, "targetId", e.TargetID)
-	return "deleted", nil
+	res, err := r.Engine.Prune(ctx, replication.Key{Kind: e.Kind, SourceID: e.SourceID, Target: e.Target}, e.TargetID)
+	return string(res), err
 }
 
 func isNotFound(err error) bool {

@@ -29,28 +29,50 @@ type env struct {
 	store  *rt.Store
 	queue  *rt.Queue
 	engine *replication.Engine
+	cfg    replication.Config
 	rec    *reconcile.Reconciler
 	logs   *syncbuf.Buffer
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t *testing.T, tweak ...func(*replication.Policy)) *env {
 	t.Helper()
 	c := rt.NewClock()
 	w := rt.NewWorld(c, "source", "westus2", "eastus")
 	e := &env{t: t, ctx: context.Background(), clock: c, world: w, src: w.Resource("source"), west: w.Resource("westus2"),
 		east: w.Resource("eastus"), store: rt.NewStore(), queue: &rt.Queue{}, logs: &syncbuf.Buffer{}}
 	log := slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	e.engine = &replication.Engine{
+	var p replication.Policy
+	for _, f := range tweak {
+		f(&p)
+	}
+	e.cfg = replication.Config{
 		Source: e.src, SourceName: sourceName,
 		Targets: map[string]replication.Resource{"westus2": e.west, "eastus": e.east},
-		Store:   e.store, Queue: e.queue, Now: c.Now, Log: log,
+		Store:   e.store, Queue: e.queue, Policy: p, Now: c.Now, Log: log,
 	}
+	eng, err := replication.NewEngine(e.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.engine = eng
 	e.rec = &reconcile.Reconciler{
 		Engine: e.engine, Source: e.src,
 		Targets: map[string]reconcile.Lister{"westus2": e.west, "eastus": e.east},
 		Meta:    e.store, Now: c.Now, Log: log,
 	}
 	return e
+}
+
+// useSource rebuilds the engine (and the reconciler's use of it) with another source resource.
+func (e *env) useSource(src replication.Resource) {
+	e.t.Helper()
+	cfg := e.cfg
+	cfg.Source = src
+	eng, err := replication.NewEngine(cfg)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.engine, e.rec.Engine = eng, eng
 }
 
 func (e *env) sweep(dry bool) *reconcile.Plan {

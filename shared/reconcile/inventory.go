@@ -107,16 +107,11 @@ type rowIndex struct {
 
 func (r *Reconciler) readRows(ctx context.Context) (*rowIndex, error) {
 	idx := &rowIndex{byKey: map[replication.Key]*replication.Replica{}, byTargetID: map[string]map[replication.Kind]map[string]*replication.Replica{}}
-	next := ""
-	for {
-		page, err := r.Engine.Store.List(ctx, replication.Filter{}, next, 1000)
+	for row, err := range r.Engine.Replicas(ctx, replication.Filter{}) {
 		if err != nil {
 			return nil, fmt.Errorf("reconcile: read replica rows: %w", err)
 		}
-		idx.all = append(idx.all, page.Replicas...)
-		if next = page.Next; next == "" {
-			break
-		}
+		idx.all = append(idx.all, row)
 	}
 	for i := range idx.all {
 		row := &idx.all[i]

@@ -77,9 +77,3 @@ type MetaStore interface {
 	// the new ETag; replication.ErrConflict when another instance wrote first.
 	PutMeta(ctx context.Context, name string, value []byte, etag string) (string, error)
 }
-
-// rowDeleter is implemented by stores that can forget a replica (shared/store does): pruning an
-// orphan also removes its row, so the status API stops showing a copy that is gone.
-type rowDeleter interface {
-	Delete(ctx context.Context, k replication.Key) error
-}

@@ -19,6 +19,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"log/slog"
 	"path"
 	"strings"
@@ -29,9 +30,9 @@ import (
 
 // Reconciler runs the watch and the sweep.
 type Reconciler struct {
-	// Engine is the replication engine: its Source, Targets, Store, SourceName and Policy.Replace
-	// are the reconciler's too.
-	Engine *replication.Engine
+	// Engine is the replication engine (a *replication.Engine): reconciliation acts only
+	// through it.
+	Engine Replicator
 	// Source and Targets list the same resources as Engine.Source and Engine.Targets (same names).
 	Source  Lister
 	Targets map[string]Lister
@@ -85,7 +86,7 @@ func (r *Reconciler) expiryWindow() time.Duration {
 	return defaultExpiryWindow
 }
 
-func (r *Reconciler) replace() bool { return r.Engine.Policy.Replace }
+func (r *Reconciler) replace() bool { return r.Engine.Policy().Replace }
 
 // check reports a reconciler that is not wired up, instead of a nil dereference later.
 func (r *Reconciler) check() error {
@@ -97,13 +98,27 @@ func (r *Reconciler) check() error {
 	case r.Meta == nil:
 		return fmt.Errorf("reconcile: no meta store")
 	}
-	for name := range r.Engine.Targets {
+	for _, name := range r.Engine.TargetNames() {
 		if r.Targets[name] == nil {
 			return fmt.Errorf("reconcile: target %s has no lister", name)
 		}
 	}
 	return r.Filter.Validate()
 }
+
+// Replicator is what reconciliation needs of the replication engine.
+type Replicator interface {
+	Request(ctx context.Context, req replication.Request) ([]replication.Replica, error)
+	Replicas(ctx context.Context, f replication.Filter) iter.Seq2[replication.Replica, error]
+	Get(ctx context.Context, k replication.Key) (*replication.Replica, error)
+	MarkVanished(ctx context.Context, k replication.Key) error
+	Prune(ctx context.Context, k replication.Key, targetID string) (replication.PruneResult, error)
+	TargetNames() []string
+	SourceTag(kind replication.Kind, id string) string
+	Policy() replication.Policy
+}
+
+var _ Replicator = (*replication.Engine)(nil)
 
 // Throttle paces work: WaitN blocks until n units may go, or fails when ctx ends first.
 type Throttle interface {
@@ -168,5 +183,5 @@ func sameInstant(a, b time.Time) bool {
 
 // sourceTag is the dimirror-source tag a copy of kind/id from this source carries.
 func (r *Reconciler) sourceTag(kind replication.Kind, id string) string {
-	return r.Engine.SourceName + "/" + string(kind) + "/" + id
+	return r.Engine.SourceTag(kind, id)
 }

@@ -229,8 +229,7 @@ func TestSweepDoesNotRestoreACopyVerifiedDuringTheSweep(t *testing.T) {
 func TestSweepStaleIsReportedOrReplaced(t *testing.T) {
 	for _, replace := range []bool{false, true} {
 		t.Run(map[bool]string{false: "report", true: "replace"}[replace], func(t *testing.T) {
-			e := newEnv(t)
-			e.engine.Policy.Replace = replace
+			e := newEnv(t, func(p *replication.Policy) { p.Replace = replace })
 			e.src.Seed(model, "invoice-v1")
 			e.src.Seed(classifier, "router-v1")
 			e.replicate(model, "invoice-v1")
@@ -294,7 +293,7 @@ func TestSweepOrphans(t *testing.T) {
 			e.src.Remove(classifier, "old-router")
 			if tt.reappear {
 				// The source has them again by the time of the deletion: the re-check sees it.
-				e.engine.Source = reappearing{e.src}
+				e.useSource(reappearing{e.src})
 			}
 			e.after(time.Minute)
 			p := e.sweep(false)

@@ -324,7 +324,7 @@ func (r *Reconciler) requestDependencies(ctx context.Context, plan *Plan, deps [
 	for _, d := range deps {
 		var ts []string
 		for _, t := range targets {
-			row, err := r.Engine.Store.Get(ctx, replication.Key{Kind: d.Kind, SourceID: d.ID, Target: t})
+			row, err := r.Engine.Get(ctx, replication.Key{Kind: d.Kind, SourceID: d.ID, Target: t})
 			switch {
 			case errors.Is(err, replication.ErrNotFound):
 			case err != nil:

@@ -188,8 +188,7 @@ func TestWatchFilters(t *testing.T) {
 func TestWatchRebuiltSource(t *testing.T) {
 	for _, replace := range []bool{false, true} {
 		t.Run(map[bool]string{false: "reported stale", true: "replaced"}[replace], func(t *testing.T) {
-			e := newEnv(t)
-			e.engine.Policy.Replace = replace
+			e := newEnv(t, func(p *replication.Policy) { p.Replace = replace })
 			e.src.Seed(model, "invoice")
 			e.replicate(model, "invoice")
 			e.after(time.Hour)

@@ -6,68 +6,121 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"strings"
 	"time"
 )
 
 // ErrSourceNotFound: the requested source model or classifier does not exist.
 var ErrSourceNotFound = errors.New("source not found")
 
-// Tags dimirror puts on every model it copies (the authorizeCopy request's tags become the target
-// model's tags), so a target model can be traced back to its source version.
-const (
-	TagSource        = "dimirror-source"
-	TagSourceCreated = "dimirror-source-created"
-)
-
 // Engine runs the replication steps. Every step is idempotent and safe to run concurrently on
 // several instances: rows change only through ETag-checked writes, and a step that has side effects
-// on the service first claims its row.
+// on the service first claims its row. The engine decides what happened; the replica's transition
+// methods (machine.go) move it.
 type Engine struct {
+	source      Resource
+	sourceName  string
+	copySources map[string]Resource
+	targets     map[string]Resource
+	store       Store
+	queue       Queue
+	policy      Policy
+	now         func() time.Time
+	log         *slog.Logger
+}
+
+// Config is what an engine is built from.
+type Config struct {
 	Source     Resource
-	SourceName string // how tags name the source (its endpoint host)
-	// CopySources optionally overrides the source client used to copy into a target (the
+	SourceName string // how provenance tags name the source (its endpoint host)
+	// CopySources optionally overrides, per target, the source client that copies into it (the
 	// copy-degrade header is a per-target setting).
 	CopySources map[string]Resource
 	Targets     map[string]Resource
 	Store       Store
 	Queue       Queue
-	Policy      Policy
-	Now         func() time.Time
-	Log         *slog.Logger
+	Policy      Policy           // zero fields take DefaultPolicy's
+	Now         func() time.Time // nil: time.Now
+	Log         *slog.Logger     // nil: discard
 }
 
-func (e *Engine) now() time.Time {
-	if e.Now != nil {
-		return e.Now().UTC()
+// NewEngine validates the wiring and the policy once, naming everything that is missing.
+func NewEngine(c Config) (*Engine, error) {
+	var missing []string
+	if c.Source == nil {
+		missing = append(missing, "a source resource")
 	}
-	return time.Now().UTC()
-}
-
-func (e *Engine) log() *slog.Logger {
-	if e.Log != nil {
-		return e.Log
+	if c.SourceName == "" {
+		missing = append(missing, "the source's name (for provenance tags)")
 	}
-	return slog.New(slog.DiscardHandler)
+	if len(c.Targets) == 0 {
+		missing = append(missing, "at least one target")
+	}
+	for name, t := range c.Targets {
+		if t == nil {
+			missing = append(missing, "a resource for target "+name)
+		}
+	}
+	for name := range c.CopySources {
+		if _, ok := c.Targets[name]; !ok {
+			missing = append(missing, "target "+name+" (it has a copy source but is not a target)")
+		}
+	}
+	if c.Store == nil {
+		missing = append(missing, "a replica store")
+	}
+	if c.Queue == nil {
+		missing = append(missing, "a copy queue")
+	}
+	if len(missing) > 0 {
+		sort.Strings(missing[1:])
+		return nil, fmt.Errorf("replication engine: missing %s", strings.Join(missing, ", "))
+	}
+	p := c.Policy.withDefaults()
+	if err := p.validate(); err != nil {
+		return nil, fmt.Errorf("replication engine: %w", err)
+	}
+	e := &Engine{source: c.Source, sourceName: c.SourceName, copySources: c.CopySources, targets: c.Targets,
+		store: c.Store, queue: c.Queue, policy: p, now: c.Now, log: c.Log}
+	if e.now == nil {
+		e.now = time.Now
+	}
+	if e.log == nil {
+		e.log = slog.New(slog.DiscardHandler)
+	}
+	return e, nil
 }
 
-func (e *Engine) policy() Policy { return e.Policy.withDefaults() }
+func (e *Engine) clock() time.Time { return e.now().UTC() }
+
+// Policy is the engine's policy, defaults filled in.
+func (e *Engine) Policy() Policy { return e.policy }
+
+// SourceName is how provenance tags name the source.
+func (e *Engine) SourceName() string { return e.sourceName }
+
+// SourceTag is the TagSource value of this engine's copies of kind/id.
+func (e *Engine) SourceTag(kind Kind, id string) string { return SourceTag(e.sourceName, kind, id) }
 
 func (e *Engine) copySource(target string) Resource {
-	if s, ok := e.CopySources[target]; ok {
+	if s, ok := e.copySources[target]; ok {
 		return s
 	}
-	return e.Source
+	return e.source
 }
 
 // TargetNames lists the configured targets, sorted.
 func (e *Engine) TargetNames() []string {
-	names := make([]string, 0, len(e.Targets))
-	for n := range e.Targets {
+	names := make([]string, 0, len(e.targets))
+	for n := range e.targets {
 		names = append(names, n)
 	}
 	sort.Strings(names)
 	return names
 }
+
+// HasTarget reports whether name is a configured target.
+func (e *Engine) HasTarget(name string) bool { _, ok := e.targets[name]; return ok }
 
 // Request asks for one source model or classifier in some targets (all when Targets is empty).
 type Request struct {
@@ -99,7 +152,7 @@ func (e *Engine) Validate(req *Request) error {
 	}
 	seen := map[string]bool{}
 	for _, t := range req.Targets {
-		if _, ok := e.Targets[t]; !ok {
+		if !e.HasTarget(t) {
 			return &FieldError{Field: "targets", Msg: fmt.Sprintf("unknown target %q: configured targets are %v", t, e.TargetNames())}
 		}
 		if seen[t] {
@@ -123,7 +176,7 @@ func (e *Engine) Request(ctx context.Context, req Request) ([]Replica, error) {
 	if err := e.Validate(&req); err != nil {
 		return nil, err
 	}
-	src, err := e.Source.GetModel(ctx, req.Kind, req.SourceID)
+	src, err := e.source.GetModel(ctx, req.Kind, req.SourceID)
 	if err != nil {
 		if classOf(err) == ClassNotFound {
 			return nil, fmt.Errorf("%w: %s %q does not exist in the source resource", ErrSourceNotFound, req.Kind, req.SourceID)
@@ -142,19 +195,21 @@ func (e *Engine) Request(ctx context.Context, req Request) ([]Replica, error) {
 }
 
 func (e *Engine) requestOne(ctx context.Context, k Key, targetID string, src Model) (*Replica, error) {
-	now := e.now()
-	r, err := e.Store.Get(ctx, k)
+	now := e.clock()
+	r, err := e.store.Get(ctx, k)
 	switch {
 	case errors.Is(err, ErrNotFound):
 		// The row is born claimed (NextAttemptAt a lease away): a poll pass meanwhile must not
 		// authorize it too while this request does. Every way out of authorize sets the next
 		// due time; if this instance dies first, the poller re-drives the row after the lease.
-		r = &Replica{Key: k, TargetID: targetID, Status: StatusPending, Attempt: 1, FirstAttempt: 1,
-			SourceCreated: src.Created, SourceExpires: src.Expires, RequestedAt: now, UpdatedAt: now,
-			NextAttemptAt: e.claimEnd(ctx, now)}
-		if err := e.Store.Create(ctx, r); err != nil {
+		r = &Replica{Key: k}
+		if err := r.Start(src, targetID, now); err != nil {
+			return nil, err
+		}
+		r.NextAttemptAt = e.claimEnd(ctx, now)
+		if err := e.store.Create(ctx, r); err != nil {
 			if errors.Is(err, ErrConflict) { // a concurrent request created it: its state is the answer
-				return e.Store.Get(ctx, k)
+				return e.store.Get(ctx, k)
 			}
 			return nil, err
 		}
@@ -162,14 +217,16 @@ func (e *Engine) requestOne(ctx context.Context, k Key, targetID string, src Mod
 		return nil, err
 	case r.Status.InFlight():
 		return r, nil
-	case r.Status == StatusSucceeded && (sameVersion(r, src) || !e.policy().Replace):
+	case r.Status == StatusSucceeded && (sameVersion(r, src) || !e.policy.Replace):
 		return r, nil // done, or stale and replacing is not allowed: reconciliation reports it
 	default: // failed, or a stale copy to replace: a new run
-		r.restart(src, targetID, now)
+		if err := r.Start(src, targetID, now); err != nil {
+			return nil, err
+		}
 		r.NextAttemptAt = e.claimEnd(ctx, now) // claimed by this request, as a new row is
-		if err := e.Store.Update(ctx, r); err != nil {
+		if err := e.store.Update(ctx, r); err != nil {
 			if errors.Is(err, ErrConflict) {
-				return e.Store.Get(ctx, k)
+				return e.store.Get(ctx, k)
 			}
 			return nil, err
 		}
@@ -182,57 +239,18 @@ func (e *Engine) requestOne(ctx context.Context, k Key, targetID string, src Mod
 	return r, nil
 }
 
-func (r *Replica) restart(src Model, targetID string, now time.Time) {
-	r.Attempt++
-	r.FirstAttempt = r.Attempt
-	r.Status = StatusPending
-	r.TargetID = targetID
-	r.SourceCreated, r.SourceExpires = src.Created, src.Expires
-	r.OperationURL, r.Percent = "", 0
-	r.RequestedAt = now
-	r.AuthorizedAt, r.AuthExpiresAt, r.StartedAt, r.CompletedAt, r.NextAttemptAt = time.Time{}, time.Time{}, time.Time{}, time.Time{}, time.Time{}
-	r.clearError()
-}
-
-// sameVersion reports whether a replica was made from this version of the source.
-func sameVersion(r *Replica, src Model) bool {
-	if !r.SourceExpires.IsZero() && !src.Expires.IsZero() {
-		return r.SourceExpires.Equal(src.Expires) && r.SourceCreated.Equal(src.Created)
-	}
-	return r.SourceCreated.Equal(src.Created)
-}
-
-// holdsSource reports whether a target model is a copy of the source version r was made from.
-// Copies keep the source's expirationDateTime (every api-version) and dimirror's tags; through
-// 2023-07-31 they also keep its createdDateTime.
-func holdsSource(r *Replica, m Model) bool {
-	if v, ok := m.Tags[TagSourceCreated]; ok {
-		return v == r.SourceCreated.UTC().Format(time.RFC3339)
-	}
-	if !r.SourceExpires.IsZero() && !m.Expires.IsZero() {
-		return r.SourceExpires.Equal(m.Expires)
-	}
-	return r.SourceCreated.Equal(m.Created)
-}
-
-func (e *Engine) tags(r *Replica) map[string]string {
-	return map[string]string{
-		TagSource:        fmt.Sprintf("%s/%s/%s", e.SourceName, r.Kind, r.SourceID),
-		TagSourceCreated: r.SourceCreated.UTC().Format(time.RFC3339),
-	}
-}
-
 // authorize asks the target for a copy authorization and queues the copy. Service failures are
 // recorded on the row; only a store failure is returned.
 func (e *Engine) authorize(ctx context.Context, r *Replica) error {
-	target, ok := e.Targets[r.Target]
+	target, ok := e.targets[r.Target]
 	if !ok {
-		return e.fail(ctx, r, "UnknownTarget", fmt.Sprintf("target %q is no longer configured", r.Target))
+		return e.fail(ctx, r, CodeUnknownTarget, fmt.Sprintf("target %q is no longer configured", r.Target))
 	}
+	tags := CopyTags(e.sourceName, r.Kind, r.SourceID, r.SourceCreated)
 	var auth Authorization
 	var err error
 	for try := 0; ; try++ {
-		auth, err = target.AuthorizeCopy(ctx, r.Kind, r.TargetID, e.tags(r))
+		auth, err = target.AuthorizeCopy(ctx, r.Kind, r.TargetID, tags)
 		if err == nil || classOf(err) != ClassExists {
 			break
 		}
@@ -240,40 +258,34 @@ func (e *Engine) authorize(ctx context.Context, r *Replica) error {
 			// Taken again right after it was freed: by this very call when its first answer was
 			// lost and the client sent it again, or by another instance. Neither is final, so
 			// the run tries again after its backoff and fails only when its attempts are used up.
-			r.setError("TargetReserved", fmt.Sprintf(
+			return e.retryOrFailSave(ctx, r, CodeTargetReserved, fmt.Sprintf(
 				"the id %q stays taken in target %s after it was freed; if this persists, delete it there or request another targetId", r.TargetID, r.Target))
-			e.retryLater(r)
-			return e.save(ctx, r)
 		}
 		retry, rerr := e.resolveExisting(ctx, r, target)
 		if rerr != nil {
-			return e.recordFailure(ctx, r, rerr)
+			return e.recordFailure(ctx, r, "target "+r.Target, rerr)
 		}
 		if !retry {
 			return e.save(ctx, r)
 		}
 	}
 	if err != nil {
-		return e.recordFailure(ctx, r, err)
-	}
-	if auth.TargetID != "" { // v2.1 targets pick the id themselves
-		r.TargetID = auth.TargetID
+		return e.recordFailure(ctx, r, "target "+r.Target, err)
 	}
 	msg := &CopyMessage{Kind: r.Kind, SourceID: r.SourceID, Target: r.Target, TargetID: r.TargetID,
-		Attempt: r.Attempt, ExpiresAt: auth.ExpiresAt, Authorization: auth.Body}
-	if err := e.Queue.SendCopy(ctx, msg); err != nil {
-		// The reservation stays until the next pass re-authorizes (and frees it first).
-		r.setError("QueueUnavailable", "sending the copy message failed: "+err.Error())
-		r.NextAttemptAt = e.now().Add(e.policy().TransientDelay)
-		return e.save(ctx, r)
+		Attempt: r.Attempt, Run: r.RunID(), ExpiresAt: auth.ExpiresAt, Authorization: auth.Body}
+	if auth.TargetID != "" {
+		msg.TargetID = auth.TargetID
 	}
-	now := e.now()
-	r.Status = StatusAuthorized
-	r.AuthorizedAt, r.AuthExpiresAt = now, auth.ExpiresAt
-	// Due again when the authorization expires: if no copy started by then, the message was lost.
-	r.NextAttemptAt = auth.ExpiresAt
-	r.clearError()
-	e.log().InfoContext(ctx, "authorized", replicaAttrs(r)...)
+	if err := e.queue.SendCopy(ctx, msg); err != nil {
+		// The reservation stays until the next pass re-authorizes (and frees it first).
+		return e.wait(ctx, r, "the copy queue", &ServiceError{Class: ClassTransient, Code: CodeQueueUnavailable,
+			Message: "sending the copy message failed: " + err.Error()})
+	}
+	if err := r.Authorize(auth.TargetID, auth.ExpiresAt, e.clock()); err != nil {
+		return err
+	}
+	e.log.InfoContext(ctx, "authorized", replicaAttrs(r)...)
 	return e.save(ctx, r)
 }
 
@@ -285,310 +297,146 @@ func (e *Engine) resolveExisting(ctx context.Context, r *Replica, target Resourc
 	switch {
 	case err == nil:
 		if holdsSource(r, m) {
-			e.succeed(r, "target already holds this version")
+			e.succeed(ctx, r, "target already holds this version")
 			return false, nil
 		}
-		if !e.policy().Replace {
-			r.Status = StatusFailed
-			r.CompletedAt = e.now()
-			r.setError("TargetExists", fmt.Sprintf(
-				"target %s already holds a different %s %q (created %s); set DIMIRROR_REPLACE=true to replace it, or request another targetId",
-				r.Target, r.Kind, r.TargetID, m.Created.Format(time.RFC3339)))
-			return false, nil
+		if !MadeBy(m, r.Kind, e.SourceTag(r.Kind, r.SourceID), r.CopyExpires) {
+			// Someone else's model (built there by hand, or another source's copy): never
+			// touched, whatever DIMIRROR_REPLACE says.
+			return false, e.failNow(ctx, r, CodeTargetExists, fmt.Sprintf(
+				"target %s already holds a %s %q (created %s) that dimirror did not copy from source %s %q; dimirror never deletes what it did not make, so DIMIRROR_REPLACE cannot help: delete it there yourself, or request another targetId",
+				r.Target, r.Kind, r.TargetID, m.Created.Format(time.RFC3339), r.Kind, r.SourceID))
 		}
-		if err := target.DeleteModel(ctx, r.Kind, r.TargetID); err != nil && classOf(err) != ClassNotFound {
+		if !e.policy.Replace {
+			return false, e.failNow(ctx, r, CodeTargetExists, fmt.Sprintf(
+				"target %s holds dimirror's copy of an older version of %s %q (created %s); set DIMIRROR_REPLACE=true (dimirror copy: --replace) to replace it, or request another targetId",
+				r.Target, r.Kind, r.SourceID, m.Created.Format(time.RFC3339)))
+		}
+		if err := e.deleteOwnCopy(ctx, target, r); err != nil {
 			return false, err
 		}
-		e.log().InfoContext(ctx, "replaced stale target copy", replicaAttrs(r)...)
+		e.log.InfoContext(ctx, "replaced stale target copy", replicaAttrs(r)...)
 		return true, nil
 	case classOf(err) == ClassNotFound:
 		// Reserved: by a copy still running into it, or by an authorization that was never used.
-		op, ok, ferr := e.Source.FindCopyOperation(ctx, r.Kind, target.Location(r.Kind, r.TargetID))
+		op, ok, ferr := e.source.FindCopyOperation(ctx, r.Kind, target.Location(r.Kind, r.TargetID))
 		if ferr != nil {
 			return false, ferr
 		}
 		if ok {
-			e.adopt(r, op)
-			return false, nil
+			return false, e.adopt(r, op)
 		}
 		if err := target.DeleteModel(ctx, r.Kind, r.TargetID); err != nil && classOf(err) != ClassNotFound {
 			return false, err
 		}
-		e.log().InfoContext(ctx, "freed target id reserved by an unused authorization", replicaAttrs(r)...)
+		e.log.InfoContext(ctx, "freed target id reserved by an unused authorization", replicaAttrs(r)...)
 		return true, nil
 	default:
 		return false, err
 	}
 }
 
-// Handle runs one message of the copy queue: a check of a started copy (Check) or a copy
-// message (StartCopy).
-func (e *Engine) Handle(ctx context.Context, msg *CopyMessage, deliveryCount int) error {
-	if msg.Check > 0 {
-		return e.Check(ctx, msg)
+// deleteOwnCopy deletes dimirror's older copy under r's target id, reading it once more right
+// before the delete: between the decision and the delete someone may have put their own model
+// there, and that one must survive.
+func (e *Engine) deleteOwnCopy(ctx context.Context, target Resource, r *Replica) error {
+	m, err := target.GetModel(ctx, r.Kind, r.TargetID)
+	switch {
+	case classOf(err) == ClassNotFound:
+		return nil
+	case err != nil:
+		return err
+	case !MadeBy(m, r.Kind, e.SourceTag(r.Kind, r.SourceID), r.CopyExpires):
+		return &ServiceError{Class: ClassPermanent, Code: CodeTargetExists, Message: fmt.Sprintf(
+			"target %s now holds a %s %q that dimirror did not make; it is left alone", r.Target, r.Kind, r.TargetID)}
 	}
-	return e.StartCopy(ctx, msg, deliveryCount)
-}
-
-// StartCopy runs one copy message: copyTo on the source with the message's authorization. It
-// returns an error only for a transient failure, so the message is redelivered; everything else is
-// recorded on the row and the message is done.
-func (e *Engine) StartCopy(ctx context.Context, msg *CopyMessage, deliveryCount int) error {
-	waiting := false
-	for conflicts := 0; conflicts < 3; {
-		r, err := e.Store.Get(ctx, msg.Key())
-		if errors.Is(err, ErrNotFound) {
-			e.log().WarnContext(ctx, "copy message for an unknown replica dropped", "replica", msg.Key().String(), "attempt", msg.Attempt)
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		if r.Attempt != msg.Attempt || (r.Status != StatusPending && r.Status != StatusAuthorized) {
-			e.log().DebugContext(ctx, "copy message already handled", append(replicaAttrs(r), "messageAttempt", msg.Attempt)...)
-			return nil
-		}
-		now := e.now()
-		if claimedByAnother(r, now) {
-			// Another delivery of this message (its lock was lost while it worked) is starting
-			// the copy: a second copyTo would spend the authorization twice. Wait for it, holding
-			// this delivery: it either moves the row on (this message is then done), or gives the
-			// claim back after a transient failure, or dies and its lease runs out; in the last
-			// two cases this delivery, which still has the message, carries on.
-			if !waiting {
-				waiting = true
-				e.log().InfoContext(ctx, "copy message is being handled by another delivery; waiting for it", append(replicaAttrs(r), "messageAttempt", msg.Attempt)...)
-			}
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-time.After(claimPoll):
-			}
-			continue
-		}
-		// Claim the row so a concurrent delivery of the same message waits.
-		prev := r.NextAttemptAt
-		r.NextAttemptAt = e.claimEnd(ctx, now)
-		if err := e.Store.Update(ctx, r); errors.Is(err, ErrConflict) {
-			conflicts++
-			continue
-		} else if err != nil {
-			return err
-		}
-		ctx, cancel := e.withinClaim(ctx, r)
-		defer cancel()
-		return e.startCopy(ctx, r, msg, deliveryCount, prev)
-	}
-	return fmt.Errorf("replica %s keeps changing under the copy starter", msg.Key())
-}
-
-// claimPoll is how often a delivery waiting on another one's claim reads the row again.
-var claimPoll = time.Second
-
-// releaseTimeout bounds the write that gives a claim back.
-const releaseTimeout = 10 * time.Second
-
-// claimedByAnother reports whether a copy starter holds r: an authorized row is due again at its
-// authorization's expiry, unless a claim moved that to a lease's end.
-func claimedByAnother(r *Replica, now time.Time) bool {
-	return r.Status == StatusAuthorized && r.NextAttemptAt.After(now) && !r.NextAttemptAt.Equal(r.AuthExpiresAt)
-}
-
-// claimEnd is when a claim taken now by a step running under ctx lapses: a lease from now, or
-// sooner when ctx ends sooner, since the step can do nothing after that and holding the row
-// longer would only keep the next delivery or pass waiting.
-func (e *Engine) claimEnd(ctx context.Context, now time.Time) time.Time {
-	d := e.policy().Lease
-	if deadline, ok := ctx.Deadline(); ok {
-		d = min(d, time.Until(deadline))
-	}
-	return now.Add(max(d, 0))
-}
-
-// withinClaim bounds the step that holds the claim on r to the claim's end: past it another
-// delivery or poll pass may take the row, and two steps must never both spend an authorization.
-func (e *Engine) withinClaim(ctx context.Context, r *Replica) (context.Context, context.CancelFunc) {
-	// A timeout rather than a deadline: the claim is on the engine's clock, ctx on the wall clock.
-	return context.WithTimeout(ctx, r.NextAttemptAt.Sub(e.now()))
-}
-
-// release gives a claim back after a transient failure (prev is the row's due time before it),
-// so the message's redelivery starts the copy at once, and returns err to have it redelivered.
-// It writes even when the step's context has ended (that is often why the step failed).
-func (e *Engine) release(ctx context.Context, r *Replica, prev time.Time, err error) error {
-	r.NextAttemptAt = prev
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
-	defer cancel()
-	if serr := e.save(sctx, r); serr != nil {
-		e.log().WarnContext(ctx, "releasing the claim on a replica failed; the poller takes it over after the lease",
-			append(replicaAttrs(r), "err", serr.Error())...)
-	}
-	return err
-}
-
-func (e *Engine) startCopy(ctx context.Context, r *Replica, msg *CopyMessage, deliveryCount int, prev time.Time) error {
-	p := e.policy()
-	now := e.now()
-	if !msg.ExpiresAt.IsZero() && now.After(msg.ExpiresAt.Add(-p.AuthMargin)) {
-		r.setError("AuthorizationExpired", "the copy authorization expired before the copy started; authorizing again")
-		return e.renew(ctx, r)
-	}
-	target := e.Targets[r.Target]
-	if deliveryCount > 1 && target != nil {
-		// A redelivery may follow a crash after copyTo was accepted: find that copy again rather
-		// than spend the authorization twice.
-		op, ok, err := e.Source.FindCopyOperation(ctx, r.Kind, target.Location(r.Kind, r.TargetID))
-		if err != nil {
-			return e.release(ctx, r, prev, err)
-		}
-		if ok {
-			e.adopt(r, op)
-			return e.saveAndFollow(ctx, r)
-		}
-	}
-	opURL, err := e.copySource(r.Target).CopyTo(ctx, r.Kind, r.SourceID, msg.Authorization)
-	if err != nil {
-		switch classOf(err) {
-		case ClassTransient:
-			return e.release(ctx, r, prev, err)
-		case ClassAuthorization:
-			code, m := codeAndMessage(err)
-			r.setError(code, m)
-			return e.renew(ctx, r)
-		default:
-			return e.recordFailure(ctx, r, err)
-		}
-	}
-	r.Status = StatusCopying
-	r.OperationURL = opURL
-	r.StartedAt = e.now()
-	r.NextAttemptAt = time.Time{}
-	r.clearError()
-	e.log().InfoContext(ctx, "copy started", append(replicaAttrs(r), "authorizedFor", r.StartedAt.Sub(r.AuthorizedAt).String())...)
-	return e.saveAndFollow(ctx, r)
-}
-
-// saveAndFollow saves a replica whose copy just started and schedules its first check.
-func (e *Engine) saveAndFollow(ctx context.Context, r *Replica) error {
-	opURL := r.OperationURL
-	if err := e.save(ctx, r); err != nil {
+	if err := target.DeleteModel(ctx, r.Kind, r.TargetID); err != nil && classOf(err) != ClassNotFound {
 		return err
 	}
-	if r.Status == StatusCopying && r.OperationURL == opURL { // not replaced by a newer state
-		e.scheduleCheck(ctx, r, 1)
-	}
 	return nil
 }
 
-// Check runs one check message: it looks at the copy of the message's attempt as a poll pass
-// would (the operation, then the target model once it succeeded) and, while the copy runs,
-// schedules the next check. Checks only make a finished copy seen sooner: every failure is
-// logged and the message is done, since the poll timer still looks at every copy.
-func (e *Engine) Check(ctx context.Context, msg *CopyMessage) error {
-	r, err := e.Store.Get(ctx, msg.Key())
-	if err != nil {
-		if !errors.Is(err, ErrNotFound) {
-			e.log().WarnContext(ctx, "check of a copy could not read its replica; the poll timer will see it", "replica", msg.Key().String(), "err", err.Error())
+func (e *Engine) adopt(r *Replica, op Operation) error {
+	started := op.Created
+	if started.IsZero() {
+		started = e.clock()
+	}
+	return r.Copying(op.URL, started)
+}
+
+// retryOrFail ends the attempt with a cause a new authorization may fix: a new attempt after
+// the run's backoff (or at once), or failed when the run's attempts are used up.
+func (e *Engine) retryOrFail(ctx context.Context, r *Replica, code, msg string, backoff bool) error {
+	now := e.clock()
+	if r.AttemptsUsed() >= e.policy.MaxAttempts {
+		if code == "" {
+			code, msg = CodeAttemptsExhausted, "the copy did not succeed within the allowed attempts"
 		}
-		return nil
+		return e.failNow(ctx, r, code, fmt.Sprintf("%s (attempts used up: %d)", msg, r.AttemptsUsed()))
 	}
-	if r.Attempt != msg.Attempt || r.Status != StatusCopying {
-		return nil // finished, or a newer attempt: nothing to follow
+	at := time.Time{}
+	if backoff {
+		at = now.Add(e.policy.Backoff(r.AttemptsUsed()))
 	}
-	if r.Due(e.now()) {
-		if err := e.pollCopy(ctx, r); err != nil {
-			e.log().WarnContext(ctx, "check of a copy failed; the poll timer will see it", append(replicaAttrs(r), "err", err.Error())...)
-			return nil
-		}
+	if err := r.Retry(code, msg, at, true); err != nil {
+		return err
 	}
-	if r.Status == StatusCopying {
-		e.scheduleCheck(ctx, r, msg.Check+1)
-	}
+	e.log.InfoContext(ctx, "replica retries", replicaAttrs(r)...)
 	return nil
 }
 
-// scheduleCheck schedules check n of r's copy: CheckDelay after now (or when the row is next
-// due, if later), while the copy is younger than Policy.Follow. Best effort, like Check.
-func (e *Engine) scheduleCheck(ctx context.Context, r *Replica, n int) {
-	p := e.policy()
-	now := e.now()
-	elapsed := now.Sub(r.StartedAt)
-	if p.Follow < 0 || elapsed >= p.Follow {
-		return
-	}
-	after := CheckDelay(elapsed)
-	if due := r.NextAttemptAt.Sub(now); due > after {
-		after = due
-	}
-	m := &CopyMessage{Kind: r.Kind, SourceID: r.SourceID, Target: r.Target, TargetID: r.TargetID, Attempt: r.Attempt, Check: n}
-	if err := e.Queue.ScheduleCheck(ctx, m, after); err != nil {
-		e.log().WarnContext(ctx, "scheduling a check of the copy failed; the poll timer will see it", append(replicaAttrs(r), "err", err.Error())...)
-	}
-}
-
-func (e *Engine) adopt(r *Replica, op Operation) {
-	r.Status = StatusCopying
-	r.OperationURL = op.URL
-	if r.StartedAt.IsZero() {
-		r.StartedAt = op.Created
-	}
-	r.NextAttemptAt = time.Time{}
-	r.clearError()
-}
-
-// renew starts a new attempt at once with a fresh authorization (no backoff: nothing failed on
-// the service's side).
-func (e *Engine) renew(ctx context.Context, r *Replica) error {
-	if !e.nextAttempt(r) {
-		return e.save(ctx, r)
-	}
-	r.NextAttemptAt = time.Time{}
-	return e.authorize(ctx, r)
-}
-
-// nextAttempt moves r to a new pending attempt, or to failed when the run's attempts are used up.
-func (e *Engine) nextAttempt(r *Replica) bool {
-	if r.Attempt-r.FirstAttempt+1 >= e.policy().MaxAttempts {
-		r.Status = StatusFailed
-		r.CompletedAt = e.now()
-		if r.ErrorCode == "" {
-			r.setError("AttemptsExhausted", "the copy did not succeed within the allowed attempts")
-		}
-		e.log().Warn("replica failed: attempts exhausted", replicaAttrs(r)...)
-		return false
-	}
-	r.Attempt++
-	r.Status = StatusPending
-	r.OperationURL, r.Percent = "", 0
-	r.AuthorizedAt, r.AuthExpiresAt, r.StartedAt = time.Time{}, time.Time{}, time.Time{}
-	return true
-}
-
-// retryLater schedules a new attempt after the run's backoff.
-func (e *Engine) retryLater(r *Replica) {
-	if e.nextAttempt(r) {
-		r.NextAttemptAt = e.now().Add(e.policy().Backoff(r.Attempt - r.FirstAttempt))
-	}
-}
-
-// recordFailure records a service error on r by its class and saves r.
-func (e *Engine) recordFailure(ctx context.Context, r *Replica, err error) error {
+// recordFailure records a service error on r by its class (what names the resource that
+// answered, for the message of a replica that gives up) and saves r.
+func (e *Engine) recordFailure(ctx context.Context, r *Replica, what string, err error) error {
 	code, msg := codeAndMessage(err)
-	r.setError(code, msg)
-	p := e.policy()
+	var serr error
 	switch classOf(err) {
 	case ClassTransient:
-		r.NextAttemptAt = e.now().Add(e.transientWait(err))
+		return e.wait(ctx, r, what, err)
 	case ClassQuota:
-		r.Status = StatusPending
-		r.NextAttemptAt = e.now().Add(p.QuotaWait)
-		e.log().WarnContext(ctx, "target at its model limit; replica waits", replicaAttrs(r)...)
+		// Quota is handled one way, wherever it shows (authorizeCopy, copyTo or the copy
+		// operation): the replica waits QuotaWait, spending no attempt, then tries with a new
+		// authorization (the one it had is spent or useless); the sweep reports the full target
+		// with its numbers.
+		at := e.clock().Add(e.policy.QuotaWait)
+		if r.Status == StatusPending {
+			serr = r.Wait(code, msg, at, e.clock(), false)
+		} else {
+			serr = r.Retry(code, msg, at, false)
+		}
+		if serr == nil {
+			e.log.WarnContext(ctx, "target at its model limit; replica waits", replicaAttrs(r)...)
+		}
 	case ClassAuthorization, ClassRetryable, ClassNotReady, ClassNotFound:
-		e.retryLater(r)
+		serr = e.retryOrFail(ctx, r, code, msg, true)
 	default:
-		r.Status = StatusFailed
-		r.CompletedAt = e.now()
-		e.log().WarnContext(ctx, "replica failed", replicaAttrs(r)...)
+		serr = e.failNow(ctx, r, code, msg)
+	}
+	if serr != nil {
+		return serr
+	}
+	return e.save(ctx, r)
+}
+
+// wait defers r after a throttled or unreachable call (what names the resource), without using
+// up an attempt, at most until the streak of such failures is Policy.GiveUpAfter long: then r
+// fails with Unreachable, naming what did not answer. Saves r.
+func (e *Engine) wait(ctx context.Context, r *Replica, what string, err error) error {
+	now := e.clock()
+	code, msg := codeAndMessage(err)
+	if d := r.TransientFor(now); d >= e.policy.GiveUpAfter {
+		if ferr := e.failNow(ctx, r, CodeUnreachable, fmt.Sprintf(
+			"%s did not answer usefully for %s (last: %s: %s); giving up until the next sweep or request", what, d.Round(time.Second), code, msg)); ferr != nil {
+			return ferr
+		}
+		return e.save(ctx, r)
+	}
+	until := now.Add(e.transientWait(err))
+	if r.Status == StatusAuthorized {
+		until = r.AuthExpiresAt // the copy message carries the replica on; this is only the safety net
+	}
+	if werr := r.Wait(code, msg, until, now, true); werr != nil {
+		return werr
 	}
 	return e.save(ctx, r)
 }
@@ -600,42 +448,55 @@ func (e *Engine) transientWait(err error) time.Duration {
 	if errors.As(err, &se) && se.RetryAfter > 0 {
 		return se.RetryAfter
 	}
-	return e.policy().TransientDelay
+	return e.policy.TransientDelay
 }
 
+// failNow moves r to failed with the cause and logs it; the caller saves.
+func (e *Engine) failNow(ctx context.Context, r *Replica, code, msg string) error {
+	if err := r.Fail(code, msg, e.clock()); err != nil {
+		return err
+	}
+	e.log.WarnContext(ctx, "replica failed", replicaAttrs(r)...)
+	return nil
+}
+
+// fail moves r to failed and saves it.
 func (e *Engine) fail(ctx context.Context, r *Replica, code, msg string) error {
-	r.Status = StatusFailed
-	r.CompletedAt = e.now()
-	r.setError(code, msg)
-	e.log().WarnContext(ctx, "replica failed", replicaAttrs(r)...)
+	if err := e.failNow(ctx, r, code, msg); err != nil {
+		return err
+	}
 	return e.save(ctx, r)
 }
 
-func (e *Engine) succeed(r *Replica, why string) {
-	r.Status = StatusSucceeded
-	r.Percent = 100
-	r.CompletedAt = e.now()
-	r.NextAttemptAt = time.Time{}
-	r.clearError()
-	attrs := append(replicaAttrs(r), "why", why)
-	if !r.SourceCreated.IsZero() {
-		attrs = append(attrs, "lag", r.CompletedAt.Sub(r.RequestedAt).String())
+func (e *Engine) succeed(ctx context.Context, r *Replica, why string) {
+	if err := r.Succeed(e.clock()); err != nil {
+		e.log.ErrorContext(ctx, "replica could not move to succeeded", append(replicaAttrs(r), "err", err.Error())...)
+		return
 	}
-	e.log().Info("replica succeeded", attrs...)
+	attrs := append(replicaAttrs(r), "why", why)
+	if lag, ok := r.Lag(); ok {
+		attrs = append(attrs, "lag", lag.String())
+	}
+	e.log.InfoContext(ctx, "replica succeeded", attrs...)
 }
 
 // save writes r. Losing an ETag race is not an error: the other instance's newer state stands,
 // and r is refreshed to it.
 func (e *Engine) save(ctx context.Context, r *Replica) error {
-	r.UpdatedAt = e.now()
-	err := e.Store.Update(ctx, r)
+	r.UpdatedAt = e.clock()
+	err := e.store.Update(ctx, r)
 	if errors.Is(err, ErrConflict) {
-		e.log().DebugContext(ctx, "replica changed concurrently; keeping the newer state", replicaAttrs(r)...)
-		fresh, gerr := e.Store.Get(ctx, r.Key)
+		e.log.DebugContext(ctx, "replica changed concurrently; keeping the newer state", replicaAttrs(r)...)
+		fresh, gerr := e.store.Get(ctx, r.Key)
 		if gerr != nil {
 			return gerr
 		}
 		*r = *fresh
+		return nil
+	}
+	if errors.Is(err, ErrNotFound) {
+		// An operator deleted the row mid-step: the replica is forgotten, as they asked.
+		e.log.InfoContext(ctx, "replica row deleted while a step ran; dropping the step", replicaAttrs(r)...)
 		return nil
 	}
 	return err

@@ -41,9 +41,13 @@ func newHarness(t *testing.T, tweak ...func(*Policy)) *harness {
 	for _, f := range tweak {
 		f(&p)
 	}
-	h.eng = &Engine{Source: h.src, SourceName: "source.example", Targets: map[string]Resource{"westus2": h.west, "eastus": h.east},
+	eng, err := NewEngine(Config{Source: h.src, SourceName: "source.example", Targets: map[string]Resource{"westus2": h.west, "eastus": h.east},
 		Store: h.store, Queue: h.queue, Policy: p, Now: c.Now,
-		Log: slog.New(slog.NewJSONHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+		Log: slog.New(slog.NewJSONHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.eng = eng
 	h.src.addModel(KindModel, "invoice-v1", c.Now().Add(-time.Hour))
 	h.src.addModel(KindClassifier, "router-v1", c.Now().Add(-time.Hour))
 	return h
@@ -208,14 +212,18 @@ func TestCrashAfterCopyToBeforeRowWrite(t *testing.T) {
 	h.store.failNext["Update"] = 0
 	h.store.mu.Unlock()
 	failAfterClaim := &failingUpdateStore{memStore: h.store, failOn: 2}
-	h.eng.Store = failAfterClaim
-	if err := h.eng.StartCopy(h.ctx, msg, 1); err == nil {
-		t.Fatal("StartCopy succeeded although its row write failed")
+	h.eng.store = failAfterClaim
+	if err := h.eng.StartCopy(h.ctx, msg, 1); err != nil {
+		t.Fatalf("StartCopy: %v (a failed row write is transient: the message is rescheduled)", err)
 	}
-	h.eng.Store = h.store
-	h.clock.Advance(3 * time.Minute) // the claim's lease runs out; the message comes back
-	if err := h.eng.StartCopy(h.ctx, msg, 2); err != nil {
-		t.Fatalf("redelivery: %v", err)
+	h.eng.store = h.store
+	again := h.queue.take()
+	if len(again) != 1 || again[0].Retry != 1 {
+		t.Fatalf("rescheduled %v, want the copy message once with retry 1", again)
+	}
+	h.clock.Advance(3 * time.Minute) // the claim's lease runs out; the rescheduled message arrives
+	if err := h.eng.StartCopy(h.ctx, again[0], 1); err != nil {
+		t.Fatalf("rescheduled delivery: %v", err)
 	}
 	h.settle(5)
 	if n := h.src.count("CopyTo"); n != 1 {
@@ -359,9 +367,30 @@ func TestConflictOnAuthorize(t *testing.T) {
 		{"different model, no replace", func(h *harness) {
 			h.west.addModel(KindModel, "invoice-v1", h.clock.Now().Add(-48*time.Hour))
 		}, false, StatusFailed, "TargetExists"},
-		{"different model, replace", func(h *harness) {
-			h.west.addModel(KindModel, "invoice-v1", h.clock.Now().Add(-48*time.Hour))
+		{"dimirror's older copy, replace", func(h *harness) {
+			old := h.clock.Now().Add(-48 * time.Hour)
+			h.w.mu.Lock()
+			h.west.models[mkey(KindModel, "invoice-v1")] = Model{ID: "invoice-v1", Created: old, Expires: old.Add(time.Hour),
+				Tags: CopyTags("source.example", KindModel, "invoice-v1", old)}
+			h.w.mu.Unlock()
 		}, true, StatusAuthorized, ""},
+		{"dimirror's older copy, no replace", func(h *harness) {
+			old := h.clock.Now().Add(-48 * time.Hour)
+			h.w.mu.Lock()
+			h.west.models[mkey(KindModel, "invoice-v1")] = Model{ID: "invoice-v1", Created: old, Expires: old.Add(time.Hour),
+				Tags: CopyTags("source.example", KindModel, "invoice-v1", old)}
+			h.w.mu.Unlock()
+		}, false, StatusFailed, "TargetExists"},
+		{"a model built there by hand, replace", func(h *harness) {
+			h.west.addModel(KindModel, "invoice-v1", h.clock.Now().Add(-48*time.Hour))
+		}, true, StatusFailed, "TargetExists"},
+		{"another source item's copy, replace", func(h *harness) {
+			old := h.clock.Now().Add(-48 * time.Hour)
+			h.w.mu.Lock()
+			h.west.models[mkey(KindModel, "invoice-v1")] = Model{ID: "invoice-v1", Created: old, Expires: old.Add(time.Hour),
+				Tags: CopyTags("source.example", KindModel, "receipt-v2", old)}
+			h.w.mu.Unlock()
+		}, true, StatusFailed, "TargetExists"},
 		{"reserved by an unused authorization", func(h *harness) {
 			if _, err := h.west.AuthorizeCopy(h.ctx, KindModel, "invoice-v1", nil); err != nil {
 				h.t.Fatal(err)
@@ -380,6 +409,14 @@ func TestConflictOnAuthorize(t *testing.T) {
 				h.settle(5)
 				if got := h.row("westus2", "invoice-v1"); got.Status != StatusSucceeded {
 					t.Errorf("then %s", got.Status)
+				}
+			}
+			if tt.wantCode == CodeTargetExists {
+				if n := h.west.count("DeleteModel"); n != 0 {
+					t.Errorf("a model dimirror cannot prove it made was deleted (%d deletes)", n)
+				}
+				if tt.replace && !strings.Contains(r.ErrorMessage, "DIMIRROR_REPLACE cannot help") {
+					t.Errorf("the reason %q does not say that the setting cannot help", r.ErrorMessage)
 				}
 			}
 		})
@@ -408,11 +445,18 @@ func TestTransientCopyToIsRedelivered(t *testing.T) {
 	h.request(KindModel, "invoice-v1", "westus2")
 	msg := h.queue.take()[0]
 	h.src.failNext("CopyTo", &ServiceError{Class: ClassTransient, Code: "InternalServerError", StatusCode: 500})
-	if err := h.eng.StartCopy(h.ctx, msg, 1); err == nil {
-		t.Fatal("a transient copyTo failure must be returned so the message is redelivered")
+	if err := h.eng.StartCopy(h.ctx, msg, 1); err != nil {
+		t.Fatalf("a transient copyTo failure reschedules the message: %v", err)
+	}
+	again := h.queue.take()
+	if len(again) != 1 || again[0].Retry != 1 || again[0].MessageID() == msg.MessageID() {
+		t.Fatalf("rescheduled %v, want one copy message with retry 1 and a new MessageId", again)
+	}
+	if d := h.queue.delays; len(d) != 1 || d[0] != time.Second {
+		t.Errorf("rescheduled after %v, want 1s (the first backoff)", d)
 	}
 	h.clock.Advance(3 * time.Minute)
-	if err := h.eng.StartCopy(h.ctx, msg, 2); err != nil {
+	if err := h.eng.StartCopy(h.ctx, again[0], 1); err != nil {
 		t.Fatal(err)
 	}
 	h.settle(5)
@@ -444,7 +488,7 @@ func TestConcurrentDeliveryCopiesOnce(t *testing.T) {
 	msg := h.queue.take()[0]
 	other := *h.eng
 	second := make(chan error, 1)
-	h.eng.Source = &deliverDuring{fakeResource: h.src, deliver: func() {
+	h.eng.source = &deliverDuring{fakeResource: h.src, deliver: func() {
 		go func() { second <- other.StartCopy(h.ctx, msg, 2) }()
 		time.Sleep(50 * time.Millisecond) // the second delivery finds the row claimed and waits
 	}}
@@ -454,7 +498,7 @@ func TestConcurrentDeliveryCopiesOnce(t *testing.T) {
 	if err := <-second; err != nil {
 		t.Errorf("second delivery: %v", err)
 	}
-	h.eng.Source = h.src
+	h.eng.source = h.src
 	if n := h.src.count("CopyTo"); n != 1 {
 		t.Errorf("copyTo called %d times with one authorization, want 1", n)
 	}
@@ -475,12 +519,12 @@ func TestWaitingDeliveryCopiesWhenTheOtherGivesUp(t *testing.T) {
 	other := *h.eng
 	second := make(chan error, 1)
 	h.src.failNext("CopyTo", &ServiceError{Class: ClassTransient, Code: "429", StatusCode: 429, RetryAfter: time.Second})
-	h.eng.Source = &deliverDuring{fakeResource: h.src, deliver: func() {
+	h.eng.source = &deliverDuring{fakeResource: h.src, deliver: func() {
 		go func() { second <- other.StartCopy(h.ctx, msg, 2) }()
 		time.Sleep(50 * time.Millisecond)
 	}}
-	if err := h.eng.StartCopy(h.ctx, msg, 1); err == nil {
-		t.Fatal("the throttled first delivery must report its transient failure")
+	if err := h.eng.StartCopy(h.ctx, msg, 1); err != nil {
+		t.Fatalf("the throttled first delivery reschedules its message: %v", err)
 	}
 	if err := <-second; err != nil {
 		t.Fatalf("second delivery: %v", err)
@@ -517,7 +561,7 @@ func TestClaimLastsNoLongerThanTheStep(t *testing.T) {
 	h.request(KindModel, "invoice-v1", "westus2")
 	msg := h.queue.take()[0]
 	var claimed time.Duration
-	h.eng.Source = &deliverDuring{fakeResource: h.src, deliver: func() {
+	h.eng.source = &deliverDuring{fakeResource: h.src, deliver: func() {
 		claimed = h.row("westus2", "invoice-v1").NextAttemptAt.Sub(h.clock.Now())
 	}}
 	ctx, cancel := context.WithTimeout(h.ctx, 30*time.Second) // the handler's deadline
@@ -544,14 +588,17 @@ func TestStepEndsWithItsClaim(t *testing.T) {
 	h := newHarness(t, func(p *Policy) { p.Lease = 100 * time.Millisecond })
 	h.request(KindModel, "invoice-v1", "westus2")
 	msg := h.queue.take()[0]
-	h.eng.Source = hangingCopy{h.src}
+	h.eng.source = hangingCopy{h.src}
 	start := time.Now()
 	done := make(chan error, 1)
 	go func() { done <- h.eng.StartCopy(h.ctx, msg, 1) }() // h.ctx has no deadline
 	select {
 	case err := <-done:
-		if err == nil {
-			t.Fatal("a step cut off by its lease must report a transient failure")
+		if err != nil {
+			t.Fatalf("a step cut off by its lease reschedules its message: %v", err)
+		}
+		if again := h.queue.take(); len(again) != 1 || again[0].Retry != 1 {
+			t.Errorf("rescheduled %v, want the copy message with retry 1", again)
 		}
 		if d := time.Since(start); d < 90*time.Millisecond {
 			t.Errorf("the step ended after %s, before its 100ms lease", d)
@@ -582,8 +629,8 @@ func TestReleaseOutlivesTheStepsContext(t *testing.T) {
 	ctx, cancel := context.WithCancel(h.ctx)
 	// The handler's time runs out while copyTo is throttled.
 	h.src.failNext("CopyTo", &ServiceError{Class: ClassTransient, Code: "429", StatusCode: 429})
-	h.eng.Source = &deliverDuring{fakeResource: h.src, deliver: cancel}
-	h.eng.Store = ctxStore{h.store} // like the table: a call on an ended context fails
+	h.eng.source = &deliverDuring{fakeResource: h.src, deliver: cancel}
+	h.eng.store = ctxStore{h.store} // like the table: a call on an ended context fails
 	if err := h.eng.StartCopy(ctx, msg, 1); err == nil {
 		t.Fatal("want the transient failure")
 	}
@@ -597,11 +644,17 @@ func TestTransientCopyToReleasesTheClaim(t *testing.T) {
 	h.request(KindModel, "invoice-v1", "westus2")
 	msg := h.queue.take()[0]
 	h.src.failNext("CopyTo", &ServiceError{Class: ClassTransient, Code: "429", StatusCode: 429, RetryAfter: time.Second})
-	if err := h.eng.StartCopy(h.ctx, msg, 1); err == nil {
-		t.Fatal("a transient copyTo failure must be returned so the message is redelivered")
+	if err := h.eng.StartCopy(h.ctx, msg, 1); err != nil {
+		t.Fatalf("a transient copyTo failure reschedules the message: %v", err)
 	}
-	// The redelivery comes at once, well inside the lease: it must copy, not wait for the poller.
-	if err := h.eng.StartCopy(h.ctx, msg, 2); err != nil {
+	again := h.queue.take()
+	if d := h.queue.delays; len(again) != 1 || len(d) != 1 || d[0] != time.Second {
+		t.Fatalf("rescheduled %v after %v, want one message after the Retry-After of 1s", again, d)
+	}
+	// The rescheduled message comes a second later, well inside the lease: it must copy, not
+	// wait for the poller.
+	h.clock.Advance(time.Second)
+	if err := h.eng.StartCopy(h.ctx, again[0], 1); err != nil {
 		t.Fatal(err)
 	}
 	if r := h.row("westus2", "invoice-v1"); r.Status != StatusCopying {
@@ -738,8 +791,8 @@ func TestPollLeavesARequestsNewRowAlone(t *testing.T) {
 			t.Error(err)
 		}
 	}}
-	h.eng.Targets = map[string]Resource{"westus2": west, "eastus": h.east}
-	other.Targets = h.eng.Targets
+	h.eng.targets = map[string]Resource{"westus2": west, "eastus": h.east}
+	other.targets = h.eng.targets
 	r := h.request(KindModel, "invoice-v1", "westus2")[0]
 	if r.Status != StatusAuthorized {
 		t.Fatalf("status %s %s", r.Status, r.ErrorCode)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"sort"
 	"strconv"
 	"strings"
@@ -127,6 +128,7 @@ type memQueue struct {
 	checks []scheduledCheck
 	seen   map[string]bool
 	fail   int
+	delays []time.Duration // of rescheduled copy messages
 }
 
 type scheduledCheck struct {
@@ -134,8 +136,15 @@ type scheduledCheck struct {
 	after time.Duration
 }
 
-// ScheduleCheck records check messages apart from copy messages (takeChecks).
-func (q *memQueue) ScheduleCheck(_ context.Context, m *CopyMessage, after time.Duration) error {
+// Schedule records check messages apart from copy messages (takeChecks); a rescheduled copy
+// message joins the copy messages (its delay is recorded in delays).
+func (q *memQueue) Schedule(ctx context.Context, m *CopyMessage, after time.Duration) error {
+	if m.Check == 0 {
+		q.mu.Lock()
+		q.delays = append(q.delays, after)
+		q.mu.Unlock()
+		return q.SendCopy(ctx, m)
+	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.fail > 0 {
@@ -200,7 +209,7 @@ type world struct {
 func newWorld(c *fakeclock.Clock, names ...string) *world {
 	w := &world{clock: c, res: map[string]*fakeResource{}, copyTime: 2 * time.Second, authTTL: time.Hour}
 	for _, n := range names {
-		w.res[n] = &fakeResource{w: w, name: n, models: map[string]Model{}, reserved: map[string]string{},
+		w.res[n] = &fakeResource{w: w, name: n, models: map[string]Model{}, reserved: map[string]string{}, resTags: map[string]map[string]string{},
 			ops: map[string]*fakeOp{}, calls: map[string]int{}, errs: map[string][]error{}}
 	}
 	return w
@@ -221,8 +230,9 @@ type fakeOp struct {
 type fakeResource struct {
 	w        *world
 	name     string
-	models   map[string]Model  // kind/id → model
-	reserved map[string]string // kind/id → token
+	models   map[string]Model             // kind/id → model
+	reserved map[string]string            // kind/id → token
+	resTags  map[string]map[string]string // kind/id → the authorization's tags (models keep them, as the service does)
 	ops      map[string]*fakeOp
 	calls    map[string]int
 	errs     map[string][]error // method → errors returned by the next calls
@@ -287,9 +297,11 @@ func (f *fakeResource) AuthorizeCopy(_ context.Context, k Kind, id string, tags 
 	f.w.tokens++
 	tok := fmt.Sprintf("SECRET-TOKEN-%d", f.w.tokens)
 	f.reserved[key] = tok
+	if k == KindModel && len(tags) > 0 { // classifiers keep no tags
+		f.resTags[key] = maps.Clone(tags)
+	}
 	exp := f.w.clock.Now().Add(f.w.authTTL)
 	body, _ := json.Marshal(fakeAuth{Target: f.name, Kind: k, ID: id, Token: tok, Exp: exp.Format(time.RFC3339)})
-	_ = tags
 	return Authorization{TargetID: id, ExpiresAt: exp, Body: body}, nil
 }
 
@@ -317,7 +329,7 @@ func (f *fakeResource) CopyTo(_ context.Context, k Kind, sourceID string, body [
 	f.opSeq++
 	op := &fakeOp{url: fmt.Sprintf("https://%s/operations/%d", f.name, f.opSeq), target: target, kind: k, targetID: a.ID,
 		created: now, done: now.Add(f.w.copyTime),
-		model: Model{ID: a.ID, Created: now, Expires: src.Expires}}
+		model: Model{ID: a.ID, Created: now, Expires: src.Expires, Tags: target.resTags[mkey(k, a.ID)]}}
 	if target.reserved[mkey(k, a.ID)] != a.Token {
 		op.fail = &ServiceError{Class: ClassAuthorization, Code: "AuthorizationMetadataNotFound", Message: "Couldn't retrieve authorization metadata."}
 	} else {

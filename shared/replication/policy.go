@@ -1,6 +1,9 @@
 package replication
 
-import "time"
+import (
+	"fmt"
+	"time"
+)
 
 // Policy is the retry and safety policy of the pipeline.
 type Policy struct {
@@ -24,6 +27,14 @@ type Policy struct {
 	Replace bool
 	// Workers bounds how many replicas one poll pass advances at once.
 	Workers int
+	// GiveUpAfter bounds how long a replica keeps retrying transient failures (a throttled,
+	// unreachable or deleted resource never spends an attempt) and how long a copy operation may
+	// run: past it the replica fails with Unreachable or CopyTimeout, naming what did not answer.
+	// The sweep re-drives such failures hourly, so a resource that comes back is caught up.
+	GiveUpAfter time.Duration
+	// MessageRetryMax caps the backoff of a copy message rescheduled after a transient failure
+	// of the copy starter, so a replica moves on within about that long after an outage ends.
+	MessageRetryMax time.Duration
 	// Follow is how long after copyTo the copy starter keeps checking a copy it started, with
 	// check messages scheduled at a fraction of the time the copy has run so far (see
 	// CheckDelay); after that only poll passes look at it. Negative: no checks.
@@ -33,15 +44,17 @@ type Policy struct {
 // DefaultPolicy is the policy the settings default to.
 func DefaultPolicy() Policy {
 	return Policy{
-		MaxAttempts:    6,
-		RetryBase:      30 * time.Second,
-		RetryMax:       30 * time.Minute,
-		TransientDelay: 5 * time.Second,
-		QuotaWait:      30 * time.Minute,
-		AuthMargin:     5 * time.Minute,
-		Lease:          time.Minute,
-		Workers:        8,
-		Follow:         time.Minute,
+		MaxAttempts:     6,
+		RetryBase:       30 * time.Second,
+		RetryMax:        30 * time.Minute,
+		TransientDelay:  5 * time.Second,
+		QuotaWait:       30 * time.Minute,
+		AuthMargin:      5 * time.Minute,
+		Lease:           time.Minute,
+		Workers:         8,
+		Follow:          time.Minute,
+		GiveUpAfter:     4 * time.Hour,
+		MessageRetryMax: 30 * time.Second,
 	}
 }
 
@@ -74,7 +87,37 @@ func (p Policy) withDefaults() Policy {
 	if p.Follow == 0 {
 		p.Follow = d.Follow
 	}
+	if p.GiveUpAfter <= 0 {
+		p.GiveUpAfter = d.GiveUpAfter
+	}
+	if p.MessageRetryMax <= 0 {
+		p.MessageRetryMax = d.MessageRetryMax
+	}
 	return p
+}
+
+// validate reports a policy no engine can run with (after defaults are filled in).
+func (p Policy) validate() error {
+	switch {
+	case p.RetryBase > p.RetryMax:
+		return fmt.Errorf("policy: the retry base %s is longer than the retry maximum %s", p.RetryBase, p.RetryMax)
+	case p.GiveUpAfter < p.TransientDelay:
+		return fmt.Errorf("policy: giving up after %s is shorter than one transient wait (%s)", p.GiveUpAfter, p.TransientDelay)
+	}
+	return nil
+}
+
+// messageRetryDelay is the wait before the n-th reschedule (n ≥ 1) of a copy message after a
+// transient failure: 1 s doubling, at most MessageRetryMax, or the service's Retry-After.
+func (p Policy) messageRetryDelay(n int, retryAfter time.Duration) time.Duration {
+	if retryAfter > 0 {
+		return min(retryAfter, p.MessageRetryMax)
+	}
+	d := time.Second
+	for i := 1; i < n && d < p.MessageRetryMax; i++ {
+		d *= 2
+	}
+	return min(d, p.MessageRetryMax)
 }
 
 // Backoff is the wait before the n-th retry of a run (n ≥ 1): RetryBase·2^(n-1), at most RetryMax.

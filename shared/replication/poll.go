@@ -3,8 +3,7 @@ package replication
 import (
 	"context"
 	"errors"
-	"net/url"
-	"path"
+	"fmt"
 	"sync"
 
 	"golang.org/x/sync/errgroup"
@@ -26,28 +25,21 @@ type PollReport struct {
 // replica's failure does not stop the pass.
 func (e *Engine) Poll(ctx context.Context) (PollReport, error) {
 	var rep PollReport
-	now := e.now()
+	now := e.clock()
 	var due []Replica
-	next := ""
-	for {
-		page, err := e.Store.List(ctx, Filter{Status: []Status{StatusPending, StatusAuthorized, StatusCopying}}, next, 1000)
+	for r, err := range e.Replicas(ctx, Filter{Status: []Status{StatusPending, StatusAuthorized, StatusCopying}}) {
 		if err != nil {
 			return rep, err
 		}
-		for _, r := range page.Replicas {
-			rep.Active++
-			if r.Due(now) {
-				due = append(due, r)
-			}
-		}
-		if next = page.Next; next == "" {
-			break
+		rep.Active++
+		if r.Due(now) {
+			due = append(due, r)
 		}
 	}
 	rep.Due = len(due)
 	var mu sync.Mutex
 	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(e.policy().Workers)
+	g.SetLimit(e.policy.Workers)
 	for i := range due {
 		r := &due[i]
 		g.Go(func() error {
@@ -58,7 +50,7 @@ func (e *Engine) Poll(ctx context.Context) (PollReport, error) {
 			switch {
 			case err != nil:
 				rep.Errors++
-				e.log().ErrorContext(ctx, "poll step failed", append(replicaAttrs(&before), "err", err.Error())...)
+				e.log.ErrorContext(ctx, "poll step failed", append(replicaAttrs(&before), "err", err.Error())...)
 			case r.Status == StatusSucceeded && before.Status != StatusSucceeded:
 				rep.Succeeded++
 			case r.Status == StatusFailed && before.Status != StatusFailed:
@@ -78,7 +70,7 @@ func (e *Engine) Poll(ctx context.Context) (PollReport, error) {
 
 // Advance runs the step a single replica is due for (the operator's "poll this one now").
 func (e *Engine) Advance(ctx context.Context, k Key) (*Replica, error) {
-	r, err := e.Store.Get(ctx, k)
+	r, err := e.store.Get(ctx, k)
 	if err != nil {
 		return nil, err
 	}
@@ -89,6 +81,10 @@ func (e *Engine) Advance(ctx context.Context, k Key) (*Replica, error) {
 }
 
 func (e *Engine) advance(ctx context.Context, r *Replica) error {
+	if _, ok := e.targets[r.Target]; !ok {
+		// Its target was removed from the settings: nothing can move it any more.
+		return e.fail(ctx, r, CodeUnknownTarget, fmt.Sprintf("target %q is no longer configured", r.Target))
+	}
 	switch r.Status {
 	case StatusCopying:
 		return e.pollCopy(ctx, r)
@@ -102,23 +98,23 @@ func (e *Engine) advance(ctx context.Context, r *Replica) error {
 	case StatusAuthorized:
 		// Due only once the authorization expired without a copy starting (message lost,
 		// dead-lettered, or the starter crashed after copyTo): look for that copy, else renew.
-		if target := e.Targets[r.Target]; target != nil {
-			op, ok, err := e.Source.FindCopyOperation(ctx, r.Kind, target.Location(r.Kind, r.TargetID))
-			if err != nil {
-				return e.transient(ctx, r, err)
+		target := e.targets[r.Target]
+		op, ok, err := e.source.FindCopyOperation(ctx, r.Kind, target.Location(r.Kind, r.TargetID))
+		if err != nil {
+			return e.recordFailure(ctx, r, "the source (operation list)", err)
+		}
+		if ok {
+			if err := e.adopt(r, op); err != nil {
+				return err
 			}
-			if ok {
-				e.adopt(r, op)
-				return e.save(ctx, r)
-			}
+			return e.save(ctx, r)
 		}
 		if !e.claim(ctx, r) {
 			return nil
 		}
 		ctx, cancel := e.withinClaim(ctx, r)
 		defer cancel()
-		r.setError("CopyNotStarted", "no copy started before the authorization expired; authorizing again")
-		return e.renew(ctx, r)
+		return e.renew(ctx, r, CodeCopyNotStarted, "no copy started before the authorization expired; authorizing again")
 	}
 	return nil
 }
@@ -126,104 +122,77 @@ func (e *Engine) advance(ctx context.Context, r *Replica) error {
 // claim takes a lease on r before a step with side effects on the service, so two pollers never
 // both authorize the same replica. False: another instance has it.
 func (e *Engine) claim(ctx context.Context, r *Replica) bool {
-	r.NextAttemptAt = e.claimEnd(ctx, e.now())
-	if err := e.Store.Update(ctx, r); err != nil {
-		if !errors.Is(err, ErrConflict) {
-			e.log().WarnContext(ctx, "claiming replica failed", append(replicaAttrs(r), "err", err.Error())...)
+	r.NextAttemptAt = e.claimEnd(ctx, e.clock())
+	if err := e.store.Update(ctx, r); err != nil {
+		if !errors.Is(err, ErrConflict) && !errors.Is(err, ErrNotFound) {
+			e.log.WarnContext(ctx, "claiming replica failed", append(replicaAttrs(r), "err", err.Error())...)
 		}
 		return false
 	}
 	return true
 }
 
+// pollCopy follows r's copy one step with the copy poller and moves r by what it says.
 func (e *Engine) pollCopy(ctx context.Context, r *Replica) error {
-	op, err := e.Source.GetOperation(ctx, r.OperationURL)
+	target := e.targets[r.Target]
+	p, err := NewCopyPoller(e.copySource(r.Target), target, r.Kind, r.TargetID, r.SourceCreated, r.SourceExpires, r.OperationURL)
 	if err != nil {
-		if classOf(err) == ClassNotFound {
-			// Operations are kept about a day: the target model decides the outcome.
-			return e.verifyOr(ctx, r, func() {
-				r.setError("OperationNotFound", "the copy operation record is gone; no copy in the target")
-				e.retryLater(r)
-			})
-		}
-		return e.transient(ctx, r, err)
+		return e.retryOrFailSave(ctx, r, CodeOperationNotFound, "the replica has no copy operation to follow")
 	}
-	switch op.Status {
-	case OpNotStarted, OpRunning:
-		if op.Percent != r.Percent {
-			r.Percent = op.Percent
+	op, err := p.Poll(ctx)
+	if err != nil {
+		return e.recordFailure(ctx, r, "the source (copy operation)", err)
+	}
+	if !p.Done() {
+		if now := e.clock(); !r.StartedAt.IsZero() && now.Sub(r.StartedAt) > e.policy.GiveUpAfter {
+			return e.fail(ctx, r, CodeCopyTimeout, fmt.Sprintf("the copy operation has run for %s without ending (DIMIRROR_GIVE_UP_AFTER); the next sweep or request starts a new run",
+				now.Sub(r.StartedAt).Round(1e9)))
+		}
+		changed, err := r.Progress(op.Percent)
+		if err != nil || !changed {
+			return err
+		}
+		return e.save(ctx, r)
+	}
+	if op.Status == OpFailed && op.Err != nil && op.Err.Class == ClassAuthorization {
+		// A second copyTo with a spent authorization fails like this while the first copy runs
+		// or has finished: find that copy before retrying.
+		found, ok, ferr := e.source.FindCopyOperation(ctx, r.Kind, target.Location(r.Kind, r.TargetID))
+		if ferr != nil {
+			return e.recordFailure(ctx, r, "the source (operation list)", ferr)
+		}
+		if ok && found.URL != r.OperationURL {
+			if err := e.adopt(r, found); err != nil {
+				return err
+			}
 			return e.save(ctx, r)
 		}
-		return nil
-	case OpSucceeded:
-		return e.verifyOr(ctx, r, func() {
-			r.setError("TargetMissing", "the copy operation succeeded but the target does not hold the model")
-			e.retryLater(r)
-		})
-	default: // failed, canceled, skipped
-		opErr := op.Err
-		if opErr == nil {
-			opErr = &ServiceError{Class: ClassRetryable, Code: "Copy" + string(op.Status), Message: "the copy operation ended " + string(op.Status)}
-		}
-		if opErr.Class == ClassAuthorization {
-			// A second copyTo with a spent authorization fails like this while the first copy
-			// runs or has finished: find that copy before retrying.
-			if target := e.Targets[r.Target]; target != nil {
-				found, ok, ferr := e.Source.FindCopyOperation(ctx, r.Kind, target.Location(r.Kind, r.TargetID))
-				if ferr != nil {
-					return e.transient(ctx, r, ferr)
-				}
-				if ok && found.URL != r.OperationURL {
-					e.adopt(r, found)
-					return e.save(ctx, r)
-				}
-			}
-		}
-		return e.verifyOr(ctx, r, func() {
-			r.setError(opErr.Code, opErr.Message)
-			if opErr.Class == ClassPermanent {
-				r.Status = StatusFailed
-				r.CompletedAt = e.now()
-				return
-			}
-			e.retryLater(r)
-		})
 	}
-}
-
-// verifyOr checks the target model: a copy of this source version there means succeeded;
-// otherwise orElse decides and r is saved.
-func (e *Engine) verifyOr(ctx context.Context, r *Replica, orElse func()) error {
-	target, ok := e.Targets[r.Target]
-	if !ok {
-		return e.fail(ctx, r, "UnknownTarget", "target "+r.Target+" is no longer configured")
-	}
-	m, err := target.GetModel(ctx, r.Kind, r.TargetID)
-	switch {
-	case err == nil && holdsSource(r, m):
-		e.succeed(r, "target verified")
-	case err == nil || classOf(err) == ClassNotFound:
-		orElse()
-	default:
-		return e.transient(ctx, r, err)
-	}
-	return e.save(ctx, r)
-}
-
-// transient defers r after a throttled or unavailable call; attempts are not used up.
-func (e *Engine) transient(ctx context.Context, r *Replica, err error) error {
-	if classOf(err) != ClassTransient {
-		return e.recordFailure(ctx, r, err)
-	}
-	r.NextAttemptAt = e.now().Add(e.transientWait(err))
-	return e.save(ctx, r)
-}
-
-// OperationID is the last path segment of an operation URL, for logs.
-func OperationID(opURL string) string {
-	u, err := url.Parse(opURL)
+	res, err := p.Result(ctx)
 	if err != nil {
-		return ""
+		return e.recordFailure(ctx, r, "target "+r.Target, err)
 	}
-	return path.Base(u.Path)
+	switch {
+	case res.Verified:
+		e.succeed(ctx, r, "target verified")
+		return e.save(ctx, r)
+	case res.Status == "":
+		// Operations are kept about a day: the target decides, and it holds no copy.
+		return e.retryOrFailSave(ctx, r, CodeOperationNotFound, "the copy operation record is gone; no copy in the target")
+	case res.Status == OpSucceeded:
+		return e.retryOrFailSave(ctx, r, CodeCopyNotInTarget, "the copy operation succeeded but the target does not hold the copy")
+	case res.Err.Class == ClassPermanent:
+		return e.fail(ctx, r, res.Err.Code, res.Err.Message)
+	case res.Err.Class == ClassQuota:
+		return e.recordFailure(ctx, r, "target "+r.Target, res.Err)
+	default:
+		return e.retryOrFailSave(ctx, r, res.Err.Code, res.Err.Message)
+	}
+}
+
+func (e *Engine) retryOrFailSave(ctx context.Context, r *Replica, code, msg string) error {
+	if err := e.retryOrFail(ctx, r, code, msg, true); err != nil {
+		return err
+	}
+	return e.save(ctx, r)
 }

@@ -2,7 +2,6 @@ package replication
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -43,47 +42,12 @@ type Store interface {
 	List(ctx context.Context, f Filter, next string, limit int) (Page, error)
 }
 
-// CopyMessage is the work item on the queue: start one copy with one authorization. It is the only
-// place the authorization (and its access token) is kept. A message with Check set carries no
-// authorization: it is a scheduled look at the copy that attempt started (see Engine.Check).
-type CopyMessage struct {
-	Kind          Kind            `json:"kind"`
-	SourceID      string          `json:"sourceId"`
-	Target        string          `json:"target"`
-	TargetID      string          `json:"targetId"`
-	Attempt       int             `json:"attempt"`
-	ExpiresAt     time.Time       `json:"expiresAt"`
-	Authorization json.RawMessage `json:"authorization,omitempty"` // the exact body authorizeCopy produced, echoed to copyTo
-	Check         int             `json:"check,omitempty"`         // n-th check of the started copy; 0: a copy message
-}
-
-// Key is the replica the message belongs to.
-func (m *CopyMessage) Key() Key { return Key{Kind: m.Kind, SourceID: m.SourceID, Target: m.Target} }
-
-// MessageID is deterministic per replica and attempt (and check), so the queue's duplicate
-// detection drops a second send of the same message (a retried send, two instances racing, or
-// a check delivered twice scheduling its successor twice).
-func (m *CopyMessage) MessageID() string {
-	id := fmt.Sprintf("%s:%s:%s:%d", m.Kind, m.SourceID, m.Target, m.Attempt)
-	if m.Check > 0 {
-		id += fmt.Sprintf(":check%d", m.Check)
-	}
-	return id
-}
-
-// String never prints the authorization.
-func (m CopyMessage) String() string {
-	if m.Check > 0 {
-		return fmt.Sprintf("check %d of copy %s attempt %d", m.Check, m.Key(), m.Attempt)
-	}
-	return fmt.Sprintf("copy %s attempt %d (authorization redacted)", m.Key(), m.Attempt)
-}
-
 // Queue carries copy messages to the copy starter.
 type Queue interface {
 	SendCopy(ctx context.Context, m *CopyMessage) error
-	// ScheduleCheck sends a check message that becomes visible after the delay.
-	ScheduleCheck(ctx context.Context, m *CopyMessage, after time.Duration) error
+	// Schedule sends a message that becomes visible after the delay: a check of a started copy,
+	// or a copy message retried after a transient failure.
+	Schedule(ctx context.Context, m *CopyMessage, after time.Duration) error
 }
 
 // Authorization is what a target's authorizeCopy returned. Body holds the access token: it goes
@@ -176,7 +140,11 @@ type ServiceError struct {
 	Message    string
 	StatusCode int
 	RetryAfter time.Duration
+	cause      error // a failure outside the service that was classified (the table, the queue)
 }
+
+// Unwrap is the classified failure, if any.
+func (e *ServiceError) Unwrap() error { return e.cause }
 
 func (e *ServiceError) Error() string {
 	if e.StatusCode != 0 {

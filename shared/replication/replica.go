@@ -30,12 +30,7 @@ func ParseKind(s string) (Kind, error) {
 	return "", fmt.Errorf("unknown kind %q: use \"model\" or \"classifier\"", s)
 }
 
-// Status is a replica's place in the state machine:
-//
-//	pending ─authorize─▶ authorized ─copyTo 202─▶ copying ─succeeded+verified─▶ succeeded
-//	   ▲                                              │
-//	   └──── retry (new authorization, Attempt+1) ◀───┤
-//	                                                  └─ permanent failure ─▶ failed
+// Status is a replica's place in the state machine; Transitions (machine.go) lists every move.
 type Status string
 
 const (
@@ -85,7 +80,7 @@ type Replica struct {
 	TargetID      string
 	Status        Status
 	Attempt       int // authorizations issued over the row's life; part of the copy message id
-	FirstAttempt  int // the Attempt the current run started at: a run gives up after Policy.MaxAttempts
+	FirstAttempt  int // where the current run's count of attempts starts: a run gives up after Policy.MaxAttempts (quota waits move it along)
 	OperationURL  string
 	Percent       int
 	SourceCreated time.Time // the source's createdDateTime when this replica was requested
@@ -99,6 +94,13 @@ type Replica struct {
 	CompletedAt   time.Time
 	NextAttemptAt time.Time // zero: due now
 	UpdatedAt     time.Time
+	// TransientSince is when the current streak of transient failures (throttled, unreachable)
+	// began; zero when the last step got through. Policy.GiveUpAfter bounds the streak.
+	TransientSince time.Time
+	// CopyExpires is the expirationDateTime of the copy dimirror last verified in the target
+	// (copies keep the source's). It outlives a new run, so a classifier (which carries no tags)
+	// in the target can still be proven dimirror's own copy before REPLACE deletes it.
+	CopyExpires time.Time
 
 	// ETag is the store's concurrency token; Update fails with ErrConflict when it is stale.
 	ETag string
@@ -107,17 +109,4 @@ type Replica struct {
 // Due reports whether a scheduled retry or re-drive may run at now.
 func (r *Replica) Due(now time.Time) bool {
 	return r.NextAttemptAt.IsZero() || !now.Before(r.NextAttemptAt)
-}
-
-func (r *Replica) setError(code, msg string) {
-	r.ErrorCode, r.ErrorMessage = code, truncate(msg, 1024)
-}
-
-func (r *Replica) clearError() { r.ErrorCode, r.ErrorMessage = "", "" }
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
 }
