@@ -195,13 +195,17 @@ func newFuzzFixture() *fuzzFixture {
 	fx := &fuzzFixture{store: rt.NewStore(), queue: &rt.Queue{}, source: w.Resource("source")}
 	fx.source.Seed(replication.KindModel, "invoice-v1")
 	fx.source.Seed(replication.KindClassifier, "router-v1")
-	fx.app = &App{Engine: &replication.Engine{
+	eng, err := replication.NewEngine(replication.Config{
 		Source:     fx.source,
 		SourceName: "source.example",
 		Targets:    map[string]replication.Resource{"westus2": w.Resource("westus2"), "eastus": w.Resource("eastus")},
 		Store:      fx.store,
 		Queue:      fx.queue,
 		Now:        c.Now,
-	}}
+	})
+	if err != nil {
+		panic(err) // the fixture's wiring is fixed: an error is a bug in this file
+	}
+	fx.app = &App{Engine: eng}
 	return fx
 }

@@ -35,9 +35,12 @@ func newFixture(t *testing.T) *fixture {
 	f := &fixture{src: w.Resource("source"), store: rt.NewStore()}
 	f.src.Seed(replication.KindModel, "invoice-v1")
 	f.src.Seed(replication.KindModel, "receipt-v2")
-	engine := &replication.Engine{Source: f.src, SourceName: "source.example",
+	engine, err := replication.NewEngine(replication.Config{Source: f.src, SourceName: "source.example",
 		Targets: map[string]replication.Resource{"westus2": w.Resource("westus2"), "eastus": w.Resource("eastus")},
-		Store:   f.store, Queue: &rt.Queue{}, Now: c.Now}
+		Store:   f.store, Queue: &rt.Queue{}, Now: c.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
 	rec := &reconcile.Reconciler{Engine: engine, Source: f.src, Meta: f.store, Now: c.Now,
 		Targets: map[string]reconcile.Lister{"westus2": w.Resource("westus2"), "eastus": w.Resource("eastus")}}
 	f.app = &handlers.App{Engine: engine, Reconciler: rec}

@@ -236,7 +236,7 @@ func (noQueue) SendCopy(context.Context, *replication.CopyMessage) error {
 	return errors.New("this command was started without a Service Bus connection")
 }
 
-func (q noQueue) ScheduleCheck(ctx context.Context, m *replication.CopyMessage, _ time.Duration) error {
+func (q noQueue) Schedule(ctx context.Context, m *replication.CopyMessage, _ time.Duration) error {
 	return q.SendCopy(ctx, m)
 }
 

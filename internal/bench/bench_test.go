@@ -40,7 +40,7 @@ type queueRecorder struct {
 	msgs []*replication.CopyMessage
 }
 
-func (q *queueRecorder) ScheduleCheck(context.Context, *replication.CopyMessage, time.Duration) error {
+func (q *queueRecorder) Schedule(context.Context, *replication.CopyMessage, time.Duration) error {
 	return nil
 }
 
@@ -79,10 +79,13 @@ func newBenchEnv(b *testing.B) *benchEnv {
 		return resources.New(c)
 	}
 	q := &queueRecorder{}
-	eng := &replication.Engine{
+	eng, err := replication.NewEngine(replication.Config{
 		Source: client("source"), SourceName: "source.bench",
 		Targets: map[string]replication.Resource{"westus2": client("westus2"), "eastus": client("eastus")},
 		Store:   st.Store, Queue: q,
+	})
+	if err != nil {
+		b.Fatal(err)
 	}
 	return &benchEnv{st: st, eng: eng, queue: q}
 }

@@ -1,16 +1,15 @@
-// Package queue carries copy messages over Azure Service Bus (azservicebus): the message schema
-// and its MessageId rule, a sender for the authorizer and reconciler, and the receive loop that
-// `dimirror run` uses in place of the Functions host's Service Bus trigger (PeekLock, lock
-// renewal, complete / abandon / dead-letter the way the host does with autoCompleteMessages).
+// Package queue carries copy messages over Azure Service Bus (azservicebus): a sender for the
+// authorizer and reconciler, and the receive loop that `dimirror run` uses in place of the
+// Functions host's Service Bus trigger (PeekLock, lock renewal, complete / abandon / dead-letter
+// as the handler's outcome says). The message schema, its decoding and the poison rule are the
+// domain's (replication.CopyMessage, replication.DecodeMessage), free of any SDK.
 package queue
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
@@ -25,74 +24,8 @@ const ContentType = "application/json"
 // Subject marks dimirror's copy messages (check messages included).
 const Subject = "dimirror.copy"
 
-// PoisonError is a message that can never be processed (not a copy message, missing fields); it
-// is dead-lettered with this reason.
-type PoisonError struct{ Reason string }
-
-func (e *PoisonError) Error() string { return "poison message: " + e.Reason }
-
 // Encode renders m as a message body.
 func Encode(m *replication.CopyMessage) ([]byte, error) { return json.Marshal(m) }
-
-// Decode parses and validates a copy message body. Anything that is not a complete copy message
-// is a *PoisonError.
-func Decode(body []byte) (*replication.CopyMessage, error) {
-	var m replication.CopyMessage
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&m); err != nil {
-		return nil, &PoisonError{Reason: "the body is not a copy message: " + redactJSONError(err)}
-	}
-	// dec.More would miss a stray closing '}' or ']': only whitespace may follow.
-	if len(bytes.TrimSpace(body[dec.InputOffset():])) != 0 {
-		return nil, &PoisonError{Reason: "the body has data after the copy message"}
-	}
-	var missing []string
-	if _, err := replication.ParseKind(string(m.Kind)); err != nil || m.Kind == "" {
-		missing = append(missing, "kind")
-	}
-	if !replication.ValidID(m.SourceID) {
-		missing = append(missing, "sourceId")
-	}
-	if m.Target == "" {
-		missing = append(missing, "target")
-	}
-	if !replication.ValidID(m.TargetID) {
-		missing = append(missing, "targetId")
-	}
-	if m.Attempt < 1 {
-		missing = append(missing, "attempt")
-	}
-	switch {
-	case m.Check < 0:
-		missing = append(missing, "check")
-	case m.Check > 0 && len(m.Authorization) != 0:
-		missing = append(missing, "authorization (a check message carries none)")
-	case m.Check == 0 && (len(m.Authorization) == 0 || !json.Valid(m.Authorization)):
-		missing = append(missing, "authorization")
-	}
-	if len(missing) > 0 {
-		return nil, &PoisonError{Reason: "missing or invalid fields: " + strings.Join(missing, ", ")}
-	}
-	return &m, nil
-}
-
-// redactJSONError keeps the JSON decoder's position but never a value from the body (the body
-// may hold an access token).
-func redactJSONError(err error) string {
-	var se *json.SyntaxError
-	if errors.As(err, &se) {
-		return fmt.Sprintf("invalid JSON at byte %d", se.Offset)
-	}
-	var te *json.UnmarshalTypeError
-	if errors.As(err, &te) {
-		return fmt.Sprintf("field %q has the wrong type", te.Field)
-	}
-	if msg := err.Error(); strings.HasPrefix(msg, "json: unknown field ") {
-		return "unknown field " + strings.TrimPrefix(msg, "json: unknown field ")
-	}
-	return "invalid JSON"
-}
 
 // Sender sends copy messages to one queue.
 type Sender struct {
@@ -152,9 +85,9 @@ func (s *Sender) SendCopy(ctx context.Context, m *replication.CopyMessage) error
 	return s.send(ctx, m, nil)
 }
 
-// ScheduleCheck implements replication.Queue: the message becomes visible after the delay
+// Schedule implements replication.Queue: the message becomes visible after the delay
 // (its ScheduledEnqueueTime is now plus the delay).
-func (s *Sender) ScheduleCheck(ctx context.Context, m *replication.CopyMessage, after time.Duration) error {
+func (s *Sender) Schedule(ctx context.Context, m *replication.CopyMessage, after time.Duration) error {
 	at := time.Now().Add(after).UTC()
 	return s.send(ctx, m, &at)
 }

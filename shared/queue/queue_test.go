@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -22,59 +21,8 @@ func sampleMessage(attempt int) *replication.CopyMessage {
 		Authorization: json.RawMessage(`{"targetModelId":"invoice-v1","accessToken":"SECRET-ACCESS-TOKEN"}`)}
 }
 
-func TestDecodeRejectsPoison(t *testing.T) {
-	good, _ := Encode(sampleMessage(1))
-	if m, err := Decode(good); err != nil || m.Attempt != 1 || string(m.Authorization) != string(sampleMessage(1).Authorization) {
-		t.Fatalf("Decode(good) = %+v, %v", m, err)
-	}
-	tests := map[string]string{
-		"not json":          `hello`,
-		"unknown field":     `{"kind":"model","bogus":1}`,
-		"missing":           `{"kind":"model","sourceId":"invoice-v1"}`,
-		"bad kind":          strings.Replace(string(good), `"model"`, `"pipeline"`, 1),
-		"trailing":          string(good) + `{}`,
-		"stray brace":       string(good) + `}`,
-		"bad auth":          strings.Replace(string(good), `{"targetModelId"`, `"x"`, 1),
-		"secret in bad":     `{"kind":"model","sourceId":"SECRET-ACCESS-TOKEN"`,
-		"check with auth":   strings.Replace(string(good), `"attempt":1`, `"attempt":1,"check":2`, 1),
-		"negative check":    `{"kind":"model","sourceId":"a","target":"w","targetId":"a","attempt":1,"check":-1}`,
-		"copy without auth": `{"kind":"model","sourceId":"a","target":"w","targetId":"a","attempt":1}`,
-	}
-	for name, body := range tests {
-		_, err := Decode([]byte(body))
-		var pe *PoisonError
-		if !errors.As(err, &pe) {
-			t.Errorf("%s: %v, want a PoisonError", name, err)
-			continue
-		}
-		if strings.Contains(err.Error(), "SECRET") {
-			t.Errorf("%s: error echoes the body: %v", name, err)
-		}
-	}
-}
-
 func checkMessage(n int) *replication.CopyMessage {
 	return &replication.CopyMessage{Kind: replication.KindModel, SourceID: "invoice-v1", Target: "westus2", TargetID: "invoice-v1", Attempt: 1, Check: n}
-}
-
-func TestCheckMessage(t *testing.T) {
-	body, err := Encode(checkMessage(3))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if strings.Contains(string(body), "authorization") {
-		t.Errorf("a check message body names an authorization: %s", body)
-	}
-	m, err := Decode(body)
-	if err != nil || m.Check != 3 || m.Attempt != 1 {
-		t.Fatalf("Decode = %+v, %v", m, err)
-	}
-	if id := m.MessageID(); id != "model:invoice-v1:westus2:1:check3" {
-		t.Errorf("MessageID %q", id)
-	}
-	if id := sampleMessage(1).MessageID(); id != "model:invoice-v1:westus2:1" {
-		t.Errorf("copy MessageID %q", id)
-	}
 }
 
 // A scheduled check stays invisible until its time, through the real client and devbus.
@@ -85,7 +33,7 @@ func TestScheduledCheckArrivesAfterItsDelay(t *testing.T) {
 		t.Fatal(err)
 	}
 	sent := time.Now()
-	if err := s.ScheduleCheck(context.Background(), checkMessage(1), 700*time.Millisecond); err != nil {
+	if err := s.Schedule(context.Background(), checkMessage(1), 700*time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
 	arrived := make(chan time.Time, 1)
@@ -130,7 +78,25 @@ func startBus(t *testing.T, lock time.Duration) *busEnv {
 	return &busEnv{broker: b, client: c, queue: "copy-requests"}
 }
 
-func (e *busEnv) runLoop(t *testing.T, h Handler) (stop func()) {
+// typed adapts a test's handler of decoded messages to the loop's Handler, the way the copy
+// starter decodes: a body that is not a copy message is poison.
+func typed(h func(context.Context, *replication.CopyMessage, int) error) Handler {
+	return func(ctx context.Context, body []byte, dc int) replication.Outcome {
+		m, err := replication.DecodeMessage(body)
+		if err != nil {
+			return replication.OutcomeOf(err)
+		}
+		return replication.OutcomeOf(h(ctx, m, dc))
+	}
+}
+
+func (e *busEnv) runLoop(t *testing.T, h func(context.Context, *replication.CopyMessage, int) error) (stop func()) {
+	t.Helper()
+	return e.runHandler(t, &Loop{Handle: typed(h), Workers: 4})
+}
+
+// runHandler runs l on the env's queue until stop.
+func (e *busEnv) runHandler(t *testing.T, l *Loop) (stop func()) {
 	t.Helper()
 	rcv, err := e.client.NewReceiverForQueue(e.queue, nil)
 	if err != nil {
@@ -140,7 +106,8 @@ func (e *busEnv) runLoop(t *testing.T, h Handler) (stop func()) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		(&Loop{Receiver: rcv, Handle: h, Workers: 4}).Run(ctx)
+		l.Receiver = rcv
+		l.Run(ctx)
 	}()
 	return func() { cancel(); <-done; rcv.Close(context.Background()) }
 }
@@ -264,5 +231,91 @@ func TestLockIsRenewedWhileHandling(t *testing.T) {
 	st, _ := env.broker.QueueStats(env.queue)
 	if calls.Load() != 1 || st.LocksExpired != 0 {
 		t.Errorf("handled %d times, %d locks expired: the lock was not renewed", calls.Load(), st.LocksExpired)
+	}
+}
+
+// A stop lets a message in progress finish within the grace, and cancels one that would take
+// longer: Run returns soon after the grace and the cancelled message is abandoned, not lost.
+func TestStopGivesInFlightWorkAGrace(t *testing.T) {
+	tests := []struct {
+		name          string
+		work          time.Duration // how long the handler needs
+		grace         time.Duration
+		wantCancelled bool
+		wantStat      func(devbus.QueueStats) bool
+	}{
+		{"finishes within the grace", 300 * time.Millisecond, 3 * time.Second, false,
+			func(st devbus.QueueStats) bool { return st.Completed == 1 && st.Abandoned == 0 }},
+		{"cancelled after the grace", time.Minute, 300 * time.Millisecond, true,
+			func(st devbus.QueueStats) bool { return st.Completed == 0 && st.Abandoned == 1 }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := startBus(t, 5*time.Second)
+			s, _ := NewSender(env.client, env.queue, 5*time.Second)
+			if err := s.SendCopy(context.Background(), sampleMessage(1)); err != nil {
+				t.Fatal(err)
+			}
+			started := make(chan struct{})
+			var cancelled atomic.Bool
+			stop := env.runHandler(t, &Loop{Grace: tt.grace, Workers: 1, Handle: typed(func(ctx context.Context, _ *replication.CopyMessage, _ int) error {
+				close(started)
+				select {
+				case <-time.After(tt.work):
+					return nil
+				case <-ctx.Done():
+					cancelled.Store(true)
+					return ctx.Err()
+				}
+			})})
+			select {
+			case <-started:
+			case <-time.After(15 * time.Second):
+				t.Fatal("the message never arrived")
+			}
+			begin := time.Now()
+			stop()
+			if took, bound := time.Since(begin), tt.grace+2*time.Second; took > bound {
+				t.Errorf("the stop took %s, want under %s", took, bound)
+			}
+			if cancelled.Load() != tt.wantCancelled {
+				t.Errorf("handler cancelled: %v, want %v", cancelled.Load(), tt.wantCancelled)
+			}
+			waitFor(t, "the settlement", func() bool {
+				st, _ := env.broker.QueueStats(env.queue)
+				return tt.wantStat(st)
+			})
+		})
+	}
+}
+
+// The loop carries out each outcome its handler returns.
+func TestLoopCarriesOutTheOutcome(t *testing.T) {
+	tests := []struct {
+		name string
+		out  replication.Outcome
+		want func(devbus.QueueStats) bool
+	}{
+		{"complete", replication.Outcome{Settle: replication.SettleComplete},
+			func(st devbus.QueueStats) bool { return st.Completed == 1 }},
+		{"dead-letter", replication.Outcome{Settle: replication.SettleDeadLetter, Reason: replication.DeadLetterPoison, Err: &replication.PoisonError{Reason: "bad"}},
+			func(st devbus.QueueStats) bool { return st.DeadLettered == 1 && st.DeadLetterReasons[replication.DeadLetterPoison] == 1 }},
+		{"retry until the max delivery count", replication.Outcome{Settle: replication.SettleRetry, Err: errors.New("down")},
+			func(st devbus.QueueStats) bool { return st.Abandoned == 3 && st.DeadLettered == 1 }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := startBus(t, 5*time.Second)
+			s, _ := NewSender(env.client, env.queue, 5*time.Second)
+			if err := s.SendCopy(context.Background(), sampleMessage(1)); err != nil {
+				t.Fatal(err)
+			}
+			stop := env.runHandler(t, &Loop{Workers: 2, Handle: func(context.Context, []byte, int) replication.Outcome { return tt.out }})
+			defer stop()
+			waitFor(t, tt.name, func() bool {
+				st, _ := env.broker.QueueStats(env.queue)
+				return tt.want(st)
+			})
+		})
 	}
 }
