@@ -10,7 +10,7 @@ import (
 	"strings"
 
 	"github.com/dimirror/dimirror/shared/funcproto"
-	"github.com/dimirror/dimirror/shared/queue"
+	"github.com/dimirror/dimirror/shared/replication"
 )
 
 // Binding names, as in functions/<name>/function.json.
@@ -127,7 +127,7 @@ func (a *App) invokeStartCopy(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := a.StartCopy(r.Context(), msg.Body, msg.DeliveryCount); err != nil {
-		var pe *queue.PoisonError
+		var pe *replication.PoisonError
 		if errors.As(err, &pe) {
 			// A custom handler cannot dead-letter: failing every delivery makes the queue
 			// dead-letter it after its max delivery count, and this log line says why.

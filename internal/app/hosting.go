@@ -17,6 +17,7 @@ import (
 	"github.com/dimirror/dimirror"
 	"github.com/dimirror/dimirror/shared/funcdef"
 	"github.com/dimirror/dimirror/shared/queue"
+	"github.com/dimirror/dimirror/shared/replication"
 )
 
 // Serve runs the Functions custom handler on 127.0.0.1:port until ctx ends.
@@ -96,7 +97,9 @@ func (a *App) Run(ctx context.Context) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return serveHTTP(gctx, ln, a.Handlers.API(a.Config.APIKey), 5*time.Minute) })
 	g.Go(func() error {
-		loop := &queue.Loop{Receiver: rcv, Handle: a.Engine.Handle, Log: a.Log}
+		loop := &queue.Loop{Receiver: rcv, Log: a.Log, Handle: func(ctx context.Context, body []byte, dc int) replication.Outcome {
+			return replication.OutcomeOf(a.Handlers.StartCopy(ctx, body, dc))
+		}}
 		err := loop.Run(gctx)
 		cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()

@@ -2,7 +2,6 @@ package queue
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"sync"
 	"time"
@@ -12,9 +11,10 @@ import (
 	"github.com/dimirror/dimirror/shared/replication"
 )
 
-// Handler processes one copy message. An error means "try again later": the message is
-// abandoned and redelivered (and dead-lettered by the queue after its max delivery count).
-type Handler func(ctx context.Context, m *replication.CopyMessage, deliveryCount int) error
+// Handler handles one message body with its 1-based delivery count and says how to settle it.
+// It is the same queue function the Functions host invokes in `dimirror serve`, so a message
+// is decoded and judged the same way in both hostings; the loop only carries the outcome out.
+type Handler func(ctx context.Context, body []byte, deliveryCount int) replication.Outcome
 
 // Receiver is what the loop needs of an azservicebus.Receiver.
 type Receiver interface {
@@ -25,9 +25,9 @@ type Receiver interface {
 	RenewMessageLock(ctx context.Context, m *azservicebus.ReceivedMessage, options *azservicebus.RenewMessageLockOptions) error
 }
 
-// Loop receives copy messages in PeekLock mode and settles them as the Functions host does with
-// autoCompleteMessages: complete on success, abandon on failure, and, like a poison-message
-// policy, dead-letter a body that can never be processed.
+// Loop receives copy messages in PeekLock mode and settles each as its handler's outcome says:
+// complete, abandon (redelivered, and dead-lettered by the queue after its max delivery count),
+// or dead-letter at once with a reason.
 type Loop struct {
 	Receiver Receiver
 	Handle   Handler
@@ -35,6 +35,10 @@ type Loop struct {
 	Workers int
 	// HandleTimeout bounds one message's handling; default 2 minutes.
 	HandleTimeout time.Duration
+	// Grace is how long messages in progress may run on once the loop is told to stop; then
+	// their context is cancelled, the handler gives up and the message is abandoned (a step's
+	// claim lapses as designed). Default 10 seconds.
+	Grace time.Duration
 	// MaxLockRenewal bounds how long a lock is renewed (the host's maxAutoLockRenewalDuration);
 	// default 5 minutes.
 	MaxLockRenewal time.Duration
@@ -56,17 +60,24 @@ func (l *Loop) defaults() {
 	if l.CallTimeout <= 0 {
 		l.CallTimeout = 30 * time.Second
 	}
+	if l.Grace <= 0 {
+		l.Grace = 10 * time.Second
+	}
 	if l.Log == nil {
 		l.Log = slog.New(slog.DiscardHandler)
 	}
 }
 
-// Run receives until ctx ends, then waits for the messages in progress.
+// Run receives until ctx ends, then waits for the messages in progress: up to Grace, after
+// which their context is cancelled and Run waits for them to give up.
 func (l *Loop) Run(ctx context.Context) error {
 	l.defaults()
 	slots := make(chan struct{}, l.Workers)
 	var wg sync.WaitGroup
-	defer wg.Wait()
+	// Handling outlives ctx by the grace only: a stop must not wait for a slow step.
+	work, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelWork()
+	defer l.drain(&wg, cancelWork)
 	backoff := time.Second
 	for {
 		// Wait for at least one free worker, then ask for as many messages as there are free.
@@ -111,39 +122,52 @@ func (l *Loop) Run(ctx context.Context) error {
 			go func() {
 				defer wg.Done()
 				defer func() { <-slots }()
-				l.process(context.WithoutCancel(ctx), m)
+				l.process(work, m)
 			}()
 		}
 	}
 }
 
+// drain waits for the messages in progress, cancelling them once the grace has passed.
+func (l *Loop) drain(wg *sync.WaitGroup, cancelWork context.CancelFunc) {
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	grace := time.NewTimer(l.Grace)
+	defer grace.Stop()
+	select {
+	case <-done:
+		return
+	case <-grace.C:
+	}
+	l.Log.Warn("stopping: cancelling the copy messages still in progress", "grace", l.Grace.String())
+	cancelWork()
+	<-done
+}
+
 func (l *Loop) process(ctx context.Context, m *azservicebus.ReceivedMessage) {
 	log := l.Log.With("messageId", m.MessageID, "deliveryCount", m.DeliveryCount)
-	cm, err := Decode(m.Body)
-	if err != nil {
-		var pe *PoisonError
-		reason, desc := "PoisonMessage", err.Error()
-		if errors.As(err, &pe) {
-			desc = pe.Reason
-		}
-		log.Error("dead-lettering a message that is not a copy message", "reason", desc)
-		l.settle(ctx, log, "dead-letter", func(c context.Context) error {
-			return l.Receiver.DeadLetterMessage(c, m, &azservicebus.DeadLetterOptions{Reason: &reason, ErrorDescription: &desc})
-		})
-		return
-	}
 	hctx, cancel := context.WithTimeout(ctx, l.HandleTimeout)
 	stopRenew := l.renewWhileHandling(hctx, log, m)
 	// The host passes the 1-based delivery count; azservicebus reports it the same way.
-	err = l.Handle(hctx, cm, int(m.DeliveryCount))
+	out := l.Handle(hctx, m.Body, int(m.DeliveryCount))
 	stopRenew()
 	cancel()
-	if err != nil {
-		log.Warn("copy message failed; abandoning for redelivery", "err", err.Error())
-		l.settle(ctx, log, "abandon", func(c context.Context) error { return l.Receiver.AbandonMessage(c, m, nil) })
-		return
+	// Settling must work even when a stop cancelled the handling: an abandon hands the message
+	// to another instance at once instead of after its lock expires.
+	sctx := context.WithoutCancel(ctx)
+	switch out.Settle {
+	case replication.SettleComplete:
+		l.settle(sctx, log, "complete", func(c context.Context) error { return l.Receiver.CompleteMessage(c, m, nil) })
+	case replication.SettleDeadLetter:
+		reason, desc := out.Reason, out.Description()
+		log.Error("dead-lettering a copy message", "reason", reason, "description", desc)
+		l.settle(sctx, log, "dead-letter", func(c context.Context) error {
+			return l.Receiver.DeadLetterMessage(c, m, &azservicebus.DeadLetterOptions{Reason: &reason, ErrorDescription: &desc})
+		})
+	default:
+		log.Warn("copy message failed; abandoning for redelivery", "err", out.Description())
+		l.settle(sctx, log, "abandon", func(c context.Context) error { return l.Receiver.AbandonMessage(c, m, nil) })
 	}
-	l.settle(ctx, log, "complete", func(c context.Context) error { return l.Receiver.CompleteMessage(c, m, nil) })
 }
 
 func (l *Loop) settle(ctx context.Context, log *slog.Logger, what string, f func(context.Context) error) {
