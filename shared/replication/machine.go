@@ -2,6 +2,7 @@ package replication
 
 import (
 	"fmt"
+	"strings"
 	"time"
 	"unicode/utf8"
 )
@@ -306,4 +307,36 @@ func truncate(s string, n int) string {
 		cut--
 	}
 	return s[:cut] + "…"
+}
+
+// StateTable renders Transitions as the Markdown table docs/ARCHITECTURE.md shows (a test keeps
+// the two equal): one row per state, one column per event, the state the event leads to or "—"
+// where the state refuses it.
+func StateTable() string {
+	var b strings.Builder
+	b.WriteString("| state \\ event |")
+	for _, ev := range Events {
+		b.WriteString(" " + string(ev) + " |")
+	}
+	b.WriteString("\n|---|")
+	for range Events {
+		b.WriteString("---|")
+	}
+	b.WriteString("\n")
+	for _, st := range append([]Status{StatusNew}, Statuses...) {
+		name := string(st)
+		if st == StatusNew {
+			name = "(new)"
+		}
+		b.WriteString("| **" + name + "** |")
+		for _, ev := range Events {
+			cell := "—"
+			if to, ok := Transitions[st][ev]; ok {
+				cell = string(to)
+			}
+			b.WriteString(" " + cell + " |")
+		}
+		b.WriteString("\n")
+	}
+	return b.String()
 }
