@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
@@ -104,6 +105,9 @@ type Client struct {
 	resourceID  string
 	region      string
 	logger      *slog.Logger
+	// expiryWarned is set once an authorization without a usable expiry has been warned about
+	// (a pointer: a Client value may be copied, e.g. printed).
+	expiryWarned *atomic.Bool
 	// known returns the credential secrets to scrub. A closure rather than a field so that no
 	// printing of a Client value (fmt reads unexported fields raw) can reach the key.
 	known func() []string
@@ -159,6 +163,8 @@ func newClient(endpoint string, opts Options, rawVersion string) (*Client, error
 		resourceID:  strings.TrimSpace(opts.ResourceID),
 		region:      strings.TrimSpace(opts.Region),
 		logger:      opts.Logger,
+
+		expiryWarned: new(atomic.Bool),
 	}
 	allowHTTP := u.Scheme == "http" // parseEndpoint only lets loopback hosts through on http
 
@@ -274,6 +280,15 @@ func defaultHTTPClient() *http.Client {
 		Transport:     tr,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
+}
+
+// warnLogger is where the client reports what an operator should know (it never writes secrets):
+// Options.Logger, or slog's default when none was given, so a warning is not lost.
+func (c *Client) warnLogger() *slog.Logger {
+	if c.logger != nil {
+		return c.logger
+	}
+	return slog.Default()
 }
 
 // Endpoint is the resource endpoint the client was built with, without a trailing slash.

@@ -35,7 +35,10 @@ type Authorization struct {
 	TargetRegion     string
 	TargetLocation   string // targetModelLocation / targetClassifierLocation / v2.1 Location header
 	ExpiresAt        time.Time
-	Body             json.RawMessage
+	// ExpiryAssumed says the answer carried no usable expiry (missing or unparsable), so ExpiresAt
+	// is the documented lifetime (AuthorizationLifetime) counted from before the request was sent.
+	ExpiryAssumed bool
+	Body          json.RawMessage
 }
 
 // String describes the authorization without its Body.
@@ -64,6 +67,7 @@ func (a Authorization) LogValue() slog.Value {
 		slog.String("targetRegion", a.TargetRegion),
 		slog.String("targetLocation", a.TargetLocation),
 		slog.Time("expiresAt", a.ExpiresAt),
+		slog.Bool("expiryAssumed", a.ExpiryAssumed),
 		slog.String("body", redacted),
 	)
 }
@@ -109,20 +113,100 @@ func truncate(s string, n int) string {
 
 // wire shapes of authorizeCopy answers.
 type wireCopyAuthorization struct {
-	TargetResourceID         string   `json:"targetResourceId"`
-	TargetResourceRegion     string   `json:"targetResourceRegion"`
-	TargetModelID            string   `json:"targetModelId"`
-	TargetModelLocation      string   `json:"targetModelLocation"`
-	TargetClassifierID       string   `json:"targetClassifierId"`
-	TargetClassifierLocation string   `json:"targetClassifierLocation"`
-	AccessToken              string   `json:"accessToken"`
-	ExpirationDateTime       wireTime `json:"expirationDateTime"`
+	TargetResourceID         string `json:"targetResourceId"`
+	TargetResourceRegion     string `json:"targetResourceRegion"`
+	TargetModelID            string `json:"targetModelId"`
+	TargetModelLocation      string `json:"targetModelLocation"`
+	TargetClassifierID       string `json:"targetClassifierId"`
+	TargetClassifierLocation string `json:"targetClassifierLocation"`
+	AccessToken              string `json:"accessToken"`
+	// Raw, so that a value of any JSON type reads as "no usable expiry" instead of failing the
+	// whole answer, and so that missing and unparsable can be told apart in the warning.
+	ExpirationDateTime json.RawMessage `json:"expirationDateTime"`
 }
 
 type wireV21CopyAuthorization struct {
-	ModelID                 string      `json:"modelId"`
-	AccessToken             string      `json:"accessToken"`
-	ExpirationDateTimeTicks json.Number `json:"expirationDateTimeTicks"`
+	ModelID                 string          `json:"modelId"`
+	AccessToken             string          `json:"accessToken"`
+	ExpirationDateTimeTicks json.RawMessage `json:"expirationDateTimeTicks"` // raw: see wireCopyAuthorization
+}
+
+// Why an authorization's expiry could not be used.
+const (
+	expiryMissing    = "missing"
+	expiryUnparsable = "unparsable"
+)
+
+// expiryOf reads a v3/v4 expirationDateTime; the reason is "" when the time is usable.
+func expiryOf(raw json.RawMessage) (time.Time, string) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || string(raw) == "null" {
+		return time.Time{}, expiryMissing
+	}
+	var s string
+	if json.Unmarshal(raw, &s) != nil {
+		return time.Time{}, expiryUnparsable
+	}
+	if strings.TrimSpace(s) == "" {
+		return time.Time{}, expiryMissing
+	}
+	if t := parseTime(s); !t.IsZero() {
+		return t, ""
+	}
+	return time.Time{}, expiryUnparsable
+}
+
+// ticksOf reads v2.1's expirationDateTimeTicks, a number or (leniently) a numeric string; the
+// reason is "" when the time is usable.
+func ticksOf(raw json.RawMessage) (time.Time, string) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || string(raw) == "null" {
+		return time.Time{}, expiryMissing
+	}
+	n := string(raw)
+	if raw[0] == '"' {
+		var s string
+		if json.Unmarshal(raw, &s) != nil {
+			return time.Time{}, expiryUnparsable
+		}
+		if n = strings.TrimSpace(s); n == "" {
+			return time.Time{}, expiryMissing
+		}
+	}
+	if t := ticksTime(json.Number(n)); !t.IsZero() {
+		return t, ""
+	}
+	return time.Time{}, expiryUnparsable
+}
+
+// settleExpiry gives a an expiry it can be scheduled by. An authorization without a usable one
+// would otherwise carry the zero time, which reads as long expired: the copy starter would renew
+// it at once (spending a reservation per delivery) and the poller would treat the row as due.
+// The service's documented lifetime, counted from sent (before the request left, so never later
+// than the service's own clock would put it), is the safe reading. The first such answer per
+// client is a warning, later ones debug lines: one is enough to tell an operator, and a service
+// that stopped sending the field would otherwise write a warning per copy.
+func (c *Client) settleExpiry(a *Authorization, t time.Time, reason string, sent time.Time) {
+	if reason == "" {
+		a.ExpiresAt = t
+		return
+	}
+	lifetime := AuthorizationLifetime(c.version)
+	a.ExpiresAt, a.ExpiryAssumed = sent.Add(lifetime).UTC(), true
+	level := slog.LevelDebug
+	if c.expiryWarned.CompareAndSwap(false, true) {
+		level = slog.LevelWarn
+	}
+	// Names the resource and version, never the answer's body (the access token lives there).
+	c.warnLogger().LogAttrs(context.Background(), level, "docintel: copy authorization has no usable expiry; assuming the documented lifetime",
+		slog.String("endpoint", c.endpoint),
+		slog.String("apiVersion", c.raw),
+		slog.String("kind", string(a.Kind)),
+		slog.String("targetId", a.TargetID),
+		slog.String("expiry", reason),
+		slog.String("assumedLifetime", lifetime.String()),
+		slog.Time("assumedExpiresAt", a.ExpiresAt),
+	)
 }
 
 // AuthorizeCopy asks THIS (target) resource for an authorization to copy a model or classifier
@@ -157,6 +241,7 @@ func (c *Client) AuthorizeCopy(ctx context.Context, kind Kind, req AuthorizeRequ
 	if err != nil {
 		return nil, fmt.Errorf("docintel: authorizeCopy: encoding request: %w", err)
 	}
+	sent := time.Now()
 	resp, err := c.do(ctx, call{
 		op:     "authorizeCopy",
 		method: http.MethodPost,
@@ -180,7 +265,6 @@ func (c *Client) AuthorizeCopy(ctx context.Context, kind Kind, req AuthorizeRequ
 		TargetRegion:     w.TargetResourceRegion,
 		TargetID:         w.TargetModelID,
 		TargetLocation:   w.TargetModelLocation,
-		ExpiresAt:        time.Time(w.ExpirationDateTime),
 		Body:             json.RawMessage(bytes.Clone(raw)),
 	}
 	if kind == KindClassifier {
@@ -198,6 +282,8 @@ func (c *Client) AuthorizeCopy(ctx context.Context, kind Kind, req AuthorizeRequ
 	if len(missing) > 0 {
 		return nil, fmt.Errorf("docintel: authorizeCopy: answer lacks %s", strings.Join(missing, ", "))
 	}
+	exp, reason := expiryOf(w.ExpirationDateTime)
+	c.settleExpiry(a, exp, reason, sent)
 	return a, nil
 }
 
@@ -211,6 +297,7 @@ func (c *Client) authorizeV21(ctx context.Context) (*Authorization, error) {
 	case !armRegion.MatchString(c.region):
 		return nil, fmt.Errorf("%w: Options.Region %q is not a lowercase ARM location such as westus2", ErrInvalidArgument, truncate(c.region, 40))
 	}
+	sent := time.Now()
 	resp, err := c.do(ctx, call{
 		op:     "copyAuthorization",
 		method: http.MethodPost,
@@ -244,16 +331,27 @@ func (c *Client) authorizeV21(ctx context.Context) (*Authorization, error) {
 	if l, err := url.Parse(strings.TrimSpace(resp.header.Get("Location"))); err == nil && l.String() != "" {
 		location = c.origin.ResolveReference(l).String()
 	}
-	return &Authorization{
+	a := &Authorization{
 		Kind:             KindModel,
 		APIVersion:       c.version,
 		TargetID:         w.ModelID,
 		TargetResourceID: c.resourceID,
 		TargetRegion:     c.region,
 		TargetLocation:   location,
-		ExpiresAt:        ticksTime(w.ExpirationDateTimeTicks),
 		Body:             json.RawMessage(b.Bytes()),
-	}, nil
+	}
+	exp, reason := ticksOf(w.ExpirationDateTimeTicks)
+	c.settleExpiry(a, exp, reason, sent)
+	return a, nil
+}
+
+// AuthorizationLifetime is how long the service says a copy authorization of api-version v stays
+// usable: 24 hours for v2.1 (documented), an hour for 2022-08-31 and later (every recording).
+func AuthorizationLifetime(v APIVersion) time.Duration {
+	if v == V2_1 {
+		return 24 * time.Hour
+	}
+	return time.Hour
 }
 
 // ticksTime reads v2.1's expirationDateTimeTicks: Unix seconds, or .NET ticks (100 ns since

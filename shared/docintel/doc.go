@@ -8,7 +8,10 @@
 // legacy 2.1). A copy always needs two clients: the target's issues the Authorization, the
 // source's receives CopyTo and is polled with GetOperation. Authorization.Body is the opaque JSON
 // that carries the copy's access token from one to the other; nothing else holds it, and every
-// way of printing an Authorization (fmt verbs, slog) redacts it.
+// way of printing an Authorization (fmt verbs, slog) redacts it. An answer without a usable
+// expiry (missing or unparsable) gets the documented lifetime, AuthorizationLifetime, counted
+// from before the request was sent (ExpiryAssumed is set and the first one per client is a
+// warning), never the zero time, which would read as long expired.
 //
 // Requests go through an azcore pipeline: its retry policy retries 408, 429 and 5xx with
 // exponential back-off and honours Retry-After, except that CopyTo is sent again only after a

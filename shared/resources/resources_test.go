@@ -4,6 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"testing"
 	"time"
 
@@ -73,5 +77,47 @@ func TestSameLocation(t *testing.T) {
 	}
 	if sameLocation(a, "https://t.example/documentintelligence/documentModels/m2") || sameLocation(a, "") {
 		t.Error("different model matched")
+	}
+}
+
+// The domain schedules renewals and the poller's safety net by the authorization's expiry: an
+// answer without a usable one must reach it as the documented lifetime, not as the zero time
+// (which reads as long expired).
+func TestAuthorizeCopyWithoutUsableExpiry(t *testing.T) {
+	const v3 = `{"targetResourceId":"/subscriptions/s/resourceGroups/rg/providers/Microsoft.CognitiveServices/accounts/t","targetResourceRegion":"westus2","targetModelId":"m1","targetModelLocation":"https://t.example/formrecognizer/documentModels/m1","accessToken":"tok-0123456789"`
+	tests := []struct {
+		name     string
+		version  docintel.APIVersion
+		status   int
+		body     string
+		lifetime time.Duration
+	}{
+		{"2024-11-30 missing", docintel.V2024_11_30, 200, v3 + `}`, time.Hour},
+		{"2022-08-31 unparsable", docintel.V2022_08_31, 200, v3 + `,"expirationDateTime":"later"}`, time.Hour},
+		{"v2.1 unparsable ticks", docintel.V2_1, 201, `{"modelId":"0b3c4d5e-6f70-4182-93a4-b5c6d7e8f901","accessToken":"tok-0123456789","expirationDateTimeTicks":"later"}`, 24 * time.Hour},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(tt.status)
+				_, _ = io.WriteString(w, tt.body)
+			}))
+			t.Cleanup(srv.Close)
+			c, err := docintel.New(srv.URL, docintel.Options{APIVersion: tt.version, Key: devKey,
+				ResourceID: "/subscriptions/s/resourceGroups/rg/providers/Microsoft.CognitiveServices/accounts/t", Region: "westus2",
+				Logger: slog.New(slog.DiscardHandler)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			before := time.Now()
+			a, err := New(c).AuthorizeCopy(context.Background(), replication.KindModel, "m1", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if a.ExpiresAt.Before(before.Add(tt.lifetime).Truncate(time.Second)) || a.ExpiresAt.After(time.Now().Add(tt.lifetime)) {
+				t.Errorf("ExpiresAt = %v, want about now + %s", a.ExpiresAt, tt.lifetime)
+			}
+		})
 	}
 }
