@@ -11,9 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
-	"golang.org/x/time/rate"
-
 	"github.com/dimirror/dimirror/emulators/didev"
 	"github.com/dimirror/dimirror/internal/fakeclock"
 	"github.com/dimirror/dimirror/shared/docintel"
@@ -208,96 +205,5 @@ func TestListingInfoAndUnsupportedVersions(t *testing.T) {
 	}
 	if _, err := v21.Operation(ctx, "x1"); !errors.Is(err, reconcile.ErrUnsupported) {
 		t.Errorf("v2.1 operation: %v", err)
-	}
-}
-
-func TestPacerCategories(t *testing.T) {
-	p := NewPacer(Rates{List: 9, Management: 4.8, Operation: 45})
-	tests := []struct {
-		method, path string
-		paced        *rate.Limiter
-	}{
-		{"GET", "/documentintelligence/documentModels", p.list},
-		{"GET", "/documentintelligence/documentModels/invoice", p.list},
-		{"GET", "/documentintelligence/info", p.list},
-		{"GET", "/formrecognizer/v2.1/custom/models", p.list},
-		{"GET", "/documentintelligence/operations", p.list},
-		{"GET", "/documentintelligence/operations/31442705503_c0cc", p.operation},
-		{"GET", "/formrecognizer/v2.1/custom/models/a/copyResults/b", p.operation},
-		{"POST", "/documentintelligence/documentModels:authorizeCopy", p.management},
-		{"POST", "/documentintelligence/documentModels/a:copyTo", p.management},
-		{"POST", "/formrecognizer/v2.1/custom/models/a/copy", p.management},
-		{"DELETE", "/documentintelligence/documentModels/a", p.management},
-	}
-	for _, tt := range tests {
-		if got := p.limiter(tt.method, tt.path); got != tt.paced {
-			t.Errorf("%s %s: limiter %p, want %p (list %p, management %p)", tt.method, tt.path, got, tt.paced, p.list, p.management)
-		}
-	}
-	off := NewPacer(Rates{})
-	if off.limiter("GET", "/documentintelligence/documentModels") != nil || off.limiter("POST", "/documentintelligence/documentModels:authorizeCopy") != nil {
-		t.Error("a zero rate must leave requests unpaced")
-	}
-}
-
-// A burst through a paced client stays under the resource's limit for that kind of call: no 429
-// at all. The same burst unpaced (and without retries) meets the limit.
-func TestPacedClientStaysUnderTheLimit(t *testing.T) {
-	tests := []struct {
-		category string
-		pacer    *Pacer
-		call     func(ctx context.Context, c *docintel.Client, i int) error
-	}{
-		{"list", NewPacer(Rates{List: 9}), func(ctx context.Context, c *docintel.Client, _ int) error {
-			_, err := c.Info(ctx)
-			return err
-		}},
-		{"management", NewPacer(Rates{Management: 4.8}), func(ctx context.Context, c *docintel.Client, i int) error {
-			_, err := c.AuthorizeCopy(ctx, docintel.KindModel, docintel.AuthorizeRequest{TargetID: fmt.Sprintf("copy-%d", i)})
-			return err
-		}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.category, func(t *testing.T) {
-			srv, _ := startDI(t, didev.Options{}, true) // the S0 limits on the real clock
-			ctx := context.Background()
-			client := func(o docintel.Options) *docintel.Client {
-				o.APIVersion, o.Key, o.Retry = docintel.V2024_11_30, devKey, policy.RetryOptions{MaxRetries: -1}
-				c, err := docintel.New(srv.Endpoint("source"), o)
-				if err != nil {
-					t.Fatal(err)
-				}
-				return c
-			}
-			unpaced, paced := client(docintel.Options{}), client(docintel.Options{Transport: tt.pacer.Transport(nil)})
-			throttled := 0
-			for i := range 15 {
-				if err := tt.call(ctx, unpaced, i); err != nil {
-					if !docintel.IsThrottled(err) {
-						t.Fatalf("unexpected error: %v", err)
-					}
-					throttled++
-				}
-			}
-			if throttled == 0 {
-				t.Fatal("the unpaced burst was never throttled: the test cannot tell pacing from luck")
-			}
-			time.Sleep(1100 * time.Millisecond) // let the budget refill
-			before := srv.Stats().Resources["source"].Categories[tt.category].Throttled
-			for i := range 15 {
-				if err := tt.call(ctx, paced, 100+i); err != nil {
-					t.Fatalf("paced call %d: %v", i, err)
-				}
-			}
-			if n := srv.Stats().Resources["source"].Categories[tt.category].Throttled - before; n != 0 {
-				t.Errorf("the paced client drew %d 429s", n)
-			}
-			// A paced call waits within its context.
-			cctx, cancel := context.WithCancel(ctx)
-			cancel()
-			if err := tt.call(cctx, paced, 200); err == nil {
-				t.Error("a call with a cancelled context went through")
-			}
-		})
 	}
 }
