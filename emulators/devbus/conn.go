@@ -205,7 +205,10 @@ func (c *conn) handshake() error {
 	if _, err := c.nc.Write(protoAMQP); err != nil {
 		return err
 	}
-	f, err := amqpframe.ReadFrame(c.br, maxFrameSize)
+	// Until open has negotiated a larger size, no frame may exceed the protocol's minimum
+	// max-frame-size (AMQP 1.0 §2.4.1); holding clients to it also bounds what an
+	// unauthenticated peer can make devbus buffer.
+	f, err := amqpframe.ReadFrame(c.br, amqpframe.MinMaxFrameSize)
 	if err != nil {
 		return c.failHandshake(err)
 	}
@@ -254,9 +257,13 @@ func (c *conn) sasl() error {
 	if err := c.flush(); err != nil {
 		return err
 	}
-	f, err := amqpframe.ReadFrame(c.br, maxFrameSize)
+	// SASL frames are held to the minimum max-frame-size too: no size is negotiated
+	// before open, so the specification allows them no more.
+	f, err := amqpframe.ReadFrame(c.br, amqpframe.MinMaxFrameSize)
 	if err != nil {
-		return err
+		c.sendSASL(&amqpframe.SASLOutcome{Code: amqpframe.SASLCodeSys})
+		_ = c.flush()
+		return fmt.Errorf("reading sasl-init: %w", err)
 	}
 	if _, ok := f.Body.(*amqpframe.SASLInit); !ok {
 		c.sendSASL(&amqpframe.SASLOutcome{Code: amqpframe.SASLCodeSys})
@@ -499,6 +506,8 @@ func amqpErrorFor(err error) *amqpframe.Error {
 		return ae
 	case errors.Is(err, amqpframe.ErrMalformed):
 		return &amqpframe.Error{Condition: amqpframe.ErrDecode, Description: err.Error()}
+	case errors.Is(err, amqpframe.ErrFrameTooLarge):
+		return &amqpframe.Error{Condition: amqpframe.ErrFramingError, Description: err.Error()}
 	case errors.Is(err, errQueueClosed):
 		return &amqpframe.Error{Condition: amqpframe.ErrConnectionForced, Description: err.Error()}
 	}

@@ -249,8 +249,14 @@ func Start(ctx context.Context, opts Options) (*Broker, error) {
 // loadQueues replays the journals of the data directory and creates the declared queues.
 func (b *Broker) loadQueues(ctx context.Context, declared map[string]QueueOptions) error {
 	if b.opts.DataDir != "" {
-		if err := os.MkdirAll(b.opts.DataDir, 0o755); err != nil {
+		if err := os.MkdirAll(b.opts.DataDir, dataDirMode); err != nil {
 			return fmt.Errorf("devbus: data directory: %w", err)
+		}
+		// A directory that existed before is the user's: its mode is left alone, but
+		// one that others may list is worth a warning (the journals in it are 0600).
+		if fi, err := os.Stat(b.opts.DataDir); err == nil && fi.Mode().Perm()&0o077 != 0 {
+			b.log.Warn("devbus: the data directory is open to other users; its journals are not",
+				"dir", b.opts.DataDir, "mode", fi.Mode().Perm().String())
 		}
 		paths, err := filepath.Glob(filepath.Join(b.opts.DataDir, "*"+journalExt))
 		if err != nil {

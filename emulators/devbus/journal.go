@@ -78,6 +78,13 @@ func (p syncPoint) after(o syncPoint) syncPoint {
 	return p
 }
 
+// Journals hold every message, copy authorizations included: only their owner may read
+// them, and a data directory devbus creates is its owner's alone.
+const (
+	journalFileMode os.FileMode = 0o600
+	dataDirMode     os.FileMode = 0o700
+)
+
 func journalPath(dir, name string) string {
 	return filepath.Join(dir, strings.ToLower(name)+journalExt)
 }
@@ -85,9 +92,14 @@ func journalPath(dir, name string) string {
 // openJournal opens (or creates) a journal and returns its valid records. A corrupt tail
 // is truncated and reported through warn.
 func openJournal(path string, warn func(msg string, args ...any)) (*journal, []record, error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, journalFileMode)
 	if err != nil {
 		return nil, nil, err
+	}
+	// A journal an earlier devbus wrote may be readable by others; take that back.
+	if err := f.Chmod(journalFileMode); err != nil {
+		f.Close()
+		return nil, nil, fmt.Errorf("restricting %s to its owner: %w", path, err)
 	}
 	data, err := io.ReadAll(f)
 	if err != nil {
@@ -220,7 +232,7 @@ func (j *journal) rewrite(recs []record) error {
 		return fmt.Errorf("replacing %s: %w", j.path, err)
 	}
 	syncDir(filepath.Dir(j.path))
-	f, err := os.OpenFile(j.path, os.O_RDWR|os.O_APPEND, 0o644)
+	f, err := os.OpenFile(j.path, os.O_RDWR|os.O_APPEND, journalFileMode)
 	if err != nil {
 		return err
 	}
@@ -237,9 +249,14 @@ func (j *journal) rewrite(recs []record) error {
 }
 
 func writeFileSync(path string, data []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, journalFileMode)
 	if err != nil {
 		return err
+	}
+	// A leftover file of that name keeps its old mode through O_CREATE.
+	if err := f.Chmod(journalFileMode); err != nil {
+		f.Close()
+		return fmt.Errorf("restricting %s to its owner: %w", path, err)
 	}
 	if _, err := f.Write(data); err != nil {
 		f.Close()

@@ -135,3 +135,68 @@ func TestRestartRefusesCorruptJournal(t *testing.T) {
 func crc32c(b []byte) []byte {
 	return binary.BigEndian.AppendUint32(nil, crc32.Checksum(b, crc32.MakeTable(crc32.Castagnoli)))
 }
+
+// TestJournalsAreTheOwnersAlone: journals hold every message (copy authorizations among
+// them), so they are written 0600 in a directory devbus creates 0700, whatever the
+// umask; a journal an earlier devbus left readable by others is restricted at start.
+func TestJournalsAreTheOwnersAlone(t *testing.T) {
+	cases := []struct {
+		name    string
+		prepare func(t *testing.T, dir string) // before the broker starts
+	}{
+		{"new data directory", func(*testing.T, string) {}},
+		{"journal left readable by an earlier devbus", func(t *testing.T, dir string) {
+			if err := os.MkdirAll(dir, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(dir, "secret.journal"), nil, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(filepath.Join(dir, "secret.journal"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "state", "devbus")
+			tc.prepare(t, dir)
+			b, err := devbus.Start(testContext(t), devbus.Options{DataDir: dir})
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := newSender(t, newClient(t, b), "secret")
+			send(t, s, textMessage("authorization"))
+			check := func(when string) {
+				t.Helper()
+				for _, p := range []string{dir, filepath.Dir(dir)} {
+					if fi, err := os.Stat(p); err != nil || fi.Mode().Perm() != 0o700 {
+						t.Errorf("%s: directory %s has mode %v (%v), want 0700", when, p, modeOf(fi), err)
+					}
+				}
+				entries, err := os.ReadDir(dir)
+				if err != nil || len(entries) == 0 {
+					t.Fatalf("%s: reading %s: %d entries, %v", when, dir, len(entries), err)
+				}
+				for _, e := range entries {
+					fi, err := e.Info()
+					if err != nil || fi.Mode().Perm() != 0o600 {
+						t.Errorf("%s: %s has mode %v (%v), want 0600", when, e.Name(), modeOf(fi), err)
+					}
+				}
+			}
+			check("while running")
+			if err := b.Close(); err != nil { // compacts: the journal is rewritten
+				t.Fatal(err)
+			}
+			check("after compaction")
+		})
+	}
+}
+
+func modeOf(fi os.FileInfo) os.FileMode {
+	if fi == nil {
+		return 0
+	}
+	return fi.Mode().Perm()
+}

@@ -383,3 +383,93 @@ func TestHeartbeatsKeepIdleClientsConnected(t *testing.T) {
 		t.Errorf("stats = %+v", st)
 	}
 }
+
+// TestFramesBeforeOpenAreHeldToTheMinimumSize: until open has negotiated a frame size,
+// no frame may exceed 512 bytes (the protocol's minimum max-frame-size); devbus refuses
+// larger SASL and open frames instead of buffering them.
+func TestFramesBeforeOpenAreHeldToTheMinimumSize(t *testing.T) {
+	b := startBroker(t, devbus.Options{})
+	// sized pads a frame's variable part so that the whole frame takes size bytes.
+	sized := func(size int, build func(pad string) amqpframe.Frame) []byte {
+		base, err := amqpframe.AppendFrame(nil, build(""))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Length fields grow with the padding; step around the first guess.
+		for n := max(size-len(base)-16, 0); n <= size-len(base); n++ {
+			buf, err := amqpframe.AppendFrame(nil, build(strings.Repeat("x", n)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(buf) == size {
+				return buf
+			}
+		}
+		t.Fatalf("cannot build a frame of exactly %d bytes", size)
+		return nil
+	}
+	saslInit := func(pad string) amqpframe.Frame {
+		return amqpframe.Frame{Type: amqpframe.TypeSASL, Body: &amqpframe.SASLInit{Mechanism: "PLAIN", Hostname: pad}}
+	}
+	open := func(pad string) amqpframe.Frame {
+		return amqpframe.Frame{Body: &amqpframe.Open{ContainerID: "big-open", MaxFrameSize: 65536,
+			Properties: amqpframe.Map{{Key: amqpframe.Symbol("platform"), Value: pad}}}}
+	}
+	cases := []struct {
+		name   string
+		sasl   []byte // the sasl-init frame
+		open   []byte // the open frame, when SASL succeeds
+		wantOK bool
+	}{
+		{"sasl-init and open of 512 bytes", sized(512, saslInit), sized(512, open), true},
+		{"sasl-init of 513 bytes", sized(513, saslInit), nil, false},
+		{"sasl-init of 2 KiB", sized(2048, saslInit), nil, false},
+		{"open of 513 bytes", sized(200, saslInit), sized(513, open), false},
+		{"open of 60 KiB", sized(200, saslInit), sized(60<<10, open), false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			rc := dialRaw(t, b)
+			rc.write([]byte("AMQP\x03\x01\x00\x00"))
+			rc.readHeader()
+			if _, ok := rc.readFrame().Body.(*amqpframe.SASLMechanisms); !ok {
+				t.Fatal("no sasl-mechanisms")
+			}
+			rc.write(tc.sasl)
+			outcome, ok := rc.readFrame().Body.(*amqpframe.SASLOutcome)
+			if !ok {
+				t.Fatal("sasl-init not answered with sasl-outcome")
+			}
+			if tc.open == nil {
+				if outcome.Code == amqpframe.SASLCodeOK {
+					t.Fatalf("a %d-byte sasl-init was accepted", len(tc.sasl))
+				}
+				if _, err := rc.br.ReadByte(); err == nil {
+					t.Error("the connection stayed open after a failed SASL exchange")
+				}
+				return
+			}
+			if outcome.Code != amqpframe.SASLCodeOK {
+				t.Fatalf("sasl-outcome %d for a %d-byte sasl-init", outcome.Code, len(tc.sasl))
+			}
+			rc.write([]byte("AMQP\x00\x01\x00\x00"))
+			rc.readHeader()
+			rc.write(tc.open)
+			if _, ok := rc.readFrame().Body.(*amqpframe.Open); !ok {
+				t.Fatal("open not answered with open")
+			}
+			if tc.wantOK {
+				rc.writeFrame(amqpframe.TypeAMQP, 0, &amqpframe.Close{})
+				if _, ok := rc.readFrame().Body.(*amqpframe.Close); !ok {
+					t.Fatal("a 512-byte open did not open the connection")
+				}
+				return
+			}
+			e := rc.expectClose()
+			if e.Condition != amqpframe.ErrFramingError || !strings.Contains(e.Description, "limit 512") {
+				t.Errorf("a %d-byte open closed with %s (%q), want %s naming the 512-byte limit",
+					len(tc.open), e.Condition, e.Description, amqpframe.ErrFramingError)
+			}
+		})
+	}
+}

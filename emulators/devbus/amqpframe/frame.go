@@ -59,7 +59,7 @@ func ReadFrame(r io.Reader, maxSize uint32) (Frame, error) {
 		}
 		return Frame{}, err
 	}
-	return parseFrame(buf)
+	return parseFrame(buf, -1)
 }
 
 // ParseFrame parses the frame at the start of b and returns it with its size.
@@ -74,7 +74,7 @@ func ParseFrame(b []byte, maxSize uint32) (Frame, int, error) {
 	if len(b) < size {
 		return Frame{}, 0, malformed("frame of %d bytes, have %d", size, len(b))
 	}
-	f, err := parseFrame(b[:size])
+	f, err := parseFrame(b[:size], -1)
 	return f, size, err
 }
 
@@ -96,14 +96,19 @@ func checkHeader(hdr []byte, maxSize uint32) (int, error) {
 	return int(size), nil
 }
 
-// parseFrame parses a complete frame whose header checkHeader accepted.
-func parseFrame(b []byte) (Frame, error) {
+// parseFrame parses a complete frame whose header checkHeader accepted. zeroWidth is the
+// allowance of zero-width array elements (see decoder.zeroLeft); -1 means the size of the
+// frame's body.
+func parseFrame(b []byte, zeroWidth int) (Frame, error) {
 	f := Frame{Type: b[5], Channel: binary.BigEndian.Uint16(b[6:8])}
 	body := b[int(b[4])*4:]
 	if len(body) == 0 {
 		return f, nil
 	}
-	v, n, err := DecodeValue(body)
+	if zeroWidth < 0 {
+		zeroWidth = len(body)
+	}
+	v, n, err := decodeValue(body, zeroWidth)
 	if err != nil {
 		return f, err
 	}

@@ -34,9 +34,12 @@ func FuzzReadFrame(f *testing.F) {
 			if err != nil {
 				t.Fatalf("re-encoding a decoded frame: %v", err)
 			}
-			again, n, err := ParseFrame(enc, 1<<20)
-			if err != nil || n != len(enc) {
-				t.Fatalf("decoding a re-encoded frame: %v (%d of %d bytes)", err, n, len(enc))
+			// The encoder may write a value in fewer bytes than it came in (an array32 as
+			// an array8, a ulong 0 as ulong0), so the re-encoded frame decodes with the
+			// allowance of zero-width elements the original had.
+			again, err := parseFrame(enc, max(len(data), len(enc)))
+			if err != nil {
+				t.Fatalf("decoding a re-encoded frame: %v", err)
 			}
 			if (fr.Body == nil) != (again.Body == nil) || fr.Body != nil && Name(fr.Body) != Name(again.Body) ||
 				!bytes.Equal(fr.Payload, again.Payload) || fr.Channel != again.Channel || fr.Type != again.Type {

@@ -66,8 +66,7 @@ const (
 
 // Limits that keep hostile input from costing more than it weighs.
 const (
-	maxDepth        = 32    // nesting of lists, maps, arrays and described values
-	maxArrayZeroLen = 65536 // elements of an array whose elements take no bytes (e.g. null)
+	maxDepth = 32 // nesting of lists, maps, arrays and described values
 )
 
 // Symbol is an AMQP symbol: an ASCII name such as an error condition or an annotation key.
@@ -434,7 +433,13 @@ func appendElement(b []byte, code byte, v any, depth int) ([]byte, error) {
 // bytes it took. Lists decode to []any, maps to Map, arrays to Array, described values to
 // Described, timestamps to time.Time (UTC), symbols to Symbol.
 func DecodeValue(b []byte) (any, int, error) {
-	d := decoder{buf: b}
+	return decodeValue(b, len(b))
+}
+
+// decodeValue decodes with an allowance of zeroWidth elements of zero width in all (see
+// decoder.zeroLeft).
+func decodeValue(b []byte, zeroWidth int) (any, int, error) {
+	d := decoder{buf: b, zeroLeft: &zeroWidth}
 	v, err := d.value(0)
 	return v, d.off, err
 }
@@ -442,7 +447,8 @@ func DecodeValue(b []byte) (any, int, error) {
 // SkipValue returns the length of the value at the start of b without building it; it is
 // how message bodies are stepped over.
 func SkipValue(b []byte) (int, error) {
-	d := decoder{buf: b}
+	var none int // skipping builds no arrays
+	d := decoder{buf: b, zeroLeft: &none}
 	err := d.skip(0)
 	return d.off, err
 }
@@ -450,6 +456,12 @@ func SkipValue(b []byte) (int, error) {
 type decoder struct {
 	buf []byte
 	off int
+	// zeroLeft is what remains of the allowance for array elements of zero width (null,
+	// true, uint0, list0, ...), shared by the decoders of nested values. Such an array
+	// claims any number of elements in a few bytes, and each element still costs memory;
+	// the allowance (the size of the input) keeps what one input can make the decoder
+	// allocate proportional to its size.
+	zeroLeft *int
 }
 
 func (d *decoder) need(n int) ([]byte, error) {
@@ -567,7 +579,7 @@ func (d *decoder) body(code byte, depth int) (any, error) {
 			return nil, malformed("compound of %d elements in %d bytes", count, size)
 		}
 		end := d.off + size
-		inner := decoder{buf: d.buf[:end], off: d.off}
+		inner := decoder{buf: d.buf[:end], off: d.off, zeroLeft: d.zeroLeft}
 		vals := make([]any, count)
 		for i := range vals {
 			if vals[i], err = inner.value(depth + 1); err != nil {
@@ -598,7 +610,7 @@ func (d *decoder) body(code byte, depth int) (any, error) {
 			return nil, err
 		}
 		end := d.off + size
-		inner := decoder{buf: d.buf[:end], off: d.off}
+		inner := decoder{buf: d.buf[:end], off: d.off, zeroLeft: d.zeroLeft}
 		arr, err := inner.arrayBody(count, depth+1)
 		if err != nil {
 			return nil, err
@@ -659,11 +671,13 @@ func (d *decoder) arrayBody(count int, depth int) (Array, error) {
 			return arr, malformed("array element constructor described twice")
 		}
 	}
-	// Every element of a non-zero-width type takes at least one byte.
+	// Every element of a non-zero-width type takes at least one byte; elements of zero
+	// width are paid for from the input's allowance.
 	if fixedWidth(code) == 0 {
-		if count > maxArrayZeroLen {
-			return arr, malformed("array of %d empty elements", count)
+		if count > *d.zeroLeft {
+			return arr, malformed("array of %d empty elements, beyond the %d this input may still claim", count, *d.zeroLeft)
 		}
+		*d.zeroLeft -= count
 	} else if count > len(d.buf)-d.off {
 		return arr, malformed("array of %d elements in %d bytes", count, len(d.buf)-d.off)
 	}
