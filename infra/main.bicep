@@ -99,6 +99,9 @@ param managementRate string = '4.8'
 @description('Reads of copy operations (polls and checks) per second per resource, per instance (DIMIRROR_OPERATION_RATE); S0 allows 50.')
 param operationRate string = '45'
 
+@description('Share of the rates above that dimirror may use on each Document Intelligence resource, the rest left to your own calls; the rates also drop on 429s and recover gradually (DIMIRROR_BUDGET_SHARE, more than 0, at most 1).')
+param budgetShare string = '0.8'
+
 @description('Tries of one copy before it is given up (DIMIRROR_MAX_ATTEMPTS).')
 @minValue(1)
 @maxValue(100)
@@ -351,6 +354,7 @@ module app 'modules/functionapp.bicep' = {
     listRate: listRate
     managementRate: managementRate
     operationRate: operationRate
+    budgetShare: budgetShare
   }
 }
 

@@ -70,6 +70,7 @@ param pollSchedule string
 param listRate string
 param managementRate string
 param operationRate string
+param budgetShare string
 
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
   name: storageAccountName
@@ -208,6 +209,7 @@ var appSettings = {
   DIMIRROR_LIST_RATE: listRate
   DIMIRROR_MANAGEMENT_RATE: managementRate
   DIMIRROR_OPERATION_RATE: operationRate
+  DIMIRROR_BUDGET_SHARE: budgetShare
 }
 // app-settings:end
 

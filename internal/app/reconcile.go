@@ -25,7 +25,7 @@ type pacers struct {
 
 func newPacers(cfg *config.Config) *pacers {
 	return &pacers{
-		rates: resources.Rates{List: cfg.ListRate, Management: cfg.ManagementRate, Operation: cfg.OperationRate},
+		rates: resources.Rates{List: cfg.ListRate, Management: cfg.ManagementRate, Operation: cfg.OperationRate, Share: cfg.BudgetShare},
 		by:    map[string]*resources.Pacer{},
 	}
 }
@@ -33,7 +33,7 @@ func newPacers(cfg *config.Config) *pacers {
 // transport is the paced transport for a client of endpoint; nil (docintel's default) when
 // pacing is off.
 func (p *pacers) transport(endpoint string) policy.Transporter {
-	if p.rates == (resources.Rates{}) {
+	if p.rates.List <= 0 && p.rates.Management <= 0 && p.rates.Operation <= 0 {
 		return nil
 	}
 	key := endpoint

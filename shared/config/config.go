@@ -75,6 +75,10 @@ type Config struct {
 	// large sweep waits client-side instead of drawing 429s; 0 turns pacing off. OperationRate
 	// paces the reads of copy operations (polls and checks; S0: 50) the same way.
 	ListRate, ManagementRate, OperationRate float64
+	// BudgetShare is the part of those rates dimirror may use (0 < share ≤ 1, default 0.8), the
+	// rest being the customer's own calls' (training, analysis tooling) on the same resources.
+	// The rates adapt below it on 429s; the share is their ceiling.
+	BudgetShare float64
 }
 
 // Source is the resource models are copied from.
@@ -171,6 +175,7 @@ type settings struct {
 	ListRate       string `envconfig:"DIMIRROR_LIST_RATE" default:"9"`
 	ManagementRate string `envconfig:"DIMIRROR_MANAGEMENT_RATE" default:"4.8"`
 	OperationRate  string `envconfig:"DIMIRROR_OPERATION_RATE" default:"45"`
+	BudgetShare    string `envconfig:"DIMIRROR_BUDGET_SHARE" default:"0.8"`
 }
 
 // Names returns the name of every setting the package reads, in a stable order.

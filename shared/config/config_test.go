@@ -93,6 +93,7 @@ func TestDefaults(t *testing.T) {
 			{"DIMIRROR_LIST_RATE", c.ListRate, 9.0},
 			{"DIMIRROR_MANAGEMENT_RATE", c.ManagementRate, 4.8},
 			{"DIMIRROR_OPERATION_RATE", c.OperationRate, 45.0},
+			{"DIMIRROR_BUDGET_SHARE", c.BudgetShare, 0.8},
 			{"ServiceBusConnection", c.ServiceBus.ConnectionString, ""},
 			{"TableConnection", c.Table.ConnectionString, ""},
 		}
@@ -331,6 +332,10 @@ func TestInvalid(t *testing.T) {
 		{"list rate not finite", map[string]string{"DIMIRROR_LIST_RATE": "NaN"}, "DIMIRROR_LIST_RATE", "is not a number"},
 		{"operation rate syntax", map[string]string{"DIMIRROR_OPERATION_RATE": "lots"}, "DIMIRROR_OPERATION_RATE", `"lots" is not a number; use requests per second, e.g. 45 (just under the S0 limit of 50)`},
 		{"management rate huge", map[string]string{"DIMIRROR_MANAGEMENT_RATE": "5000"}, "DIMIRROR_MANAGEMENT_RATE", "5000 is out of range; use 0 (no pacing) to 1000 requests per second (the S0 limit is 5, F0 1)"},
+		{"budget share syntax", map[string]string{"DIMIRROR_BUDGET_SHARE": "80%"}, "DIMIRROR_BUDGET_SHARE", `"80%" is not a number; use the share of each resource's rate limits dimirror may use, e.g. 0.8`},
+		{"budget share zero", map[string]string{"DIMIRROR_BUDGET_SHARE": "0"}, "DIMIRROR_BUDGET_SHARE", "0 is out of range; use more than 0 and at most 1"},
+		{"budget share over one", map[string]string{"DIMIRROR_BUDGET_SHARE": "1.5"}, "DIMIRROR_BUDGET_SHARE", "1.5 is out of range"},
+		{"budget share not finite", map[string]string{"DIMIRROR_BUDGET_SHARE": "Inf"}, "DIMIRROR_BUDGET_SHARE", "is not a number"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -529,7 +534,7 @@ func TestNames(t *testing.T) {
 		"DIMIRROR_RETRY_BASE", "DIMIRROR_RETRY_MAX", "DIMIRROR_CALL_TIMEOUT", "DIMIRROR_AUTH_MARGIN", "DIMIRROR_CLAIM_LEASE", "DIMIRROR_FOLLOW_FOR", "DIMIRROR_GIVE_UP_AFTER", "DIMIRROR_LOG_LEVEL",
 		"DIMIRROR_REPLACE", "DIMIRROR_PRUNE", "DIMIRROR_INCLUDE", "DIMIRROR_EXCLUDE", "DIMIRROR_WATCH_SCHEDULE",
 		"DIMIRROR_SWEEP_SCHEDULE", "DIMIRROR_POLL_SCHEDULE", "DIMIRROR_LIST_RATE", "DIMIRROR_MANAGEMENT_RATE",
-		"DIMIRROR_OPERATION_RATE",
+		"DIMIRROR_OPERATION_RATE", "DIMIRROR_BUDGET_SHARE",
 	}
 	if got := Names(); !slices.Equal(got, want) {
 		t.Errorf("Names() =\n%v\nwant\n%v", got, want)

@@ -247,6 +247,7 @@ func (s *settings) validate() (*Config, error) {
 	c.ListRate = parseRate(&p, "DIMIRROR_LIST_RATE", s.ListRate, 10)
 	c.ManagementRate = parseRate(&p, "DIMIRROR_MANAGEMENT_RATE", s.ManagementRate, 5)
 	c.OperationRate = parseRate(&p, "DIMIRROR_OPERATION_RATE", s.OperationRate, 50)
+	c.BudgetShare = parseShare(&p, "DIMIRROR_BUDGET_SHARE", s.BudgetShare)
 
 	if err := p.err(); err != nil {
 		return nil, err
@@ -612,6 +613,20 @@ func parseGlobs(p *problems, setting, s string) []string {
 		globs = append(globs, g)
 	}
 	return globs
+}
+
+// parseShare reads a share of a resource's budget: above 0, at most 1.
+func parseShare(p *problems, setting, s string) float64 {
+	r, err := strconv.ParseFloat(s, 64)
+	switch {
+	case err != nil || math.IsNaN(r) || math.IsInf(r, 0):
+		p.add(setting, "%q is not a number; use the share of each resource's rate limits dimirror may use, e.g. 0.8 (the rest is left to your own calls)", s)
+		return 0
+	case r <= 0 || r > 1:
+		p.add(setting, "%g is out of range; use more than 0 and at most 1 (1: all of the rates DIMIRROR_*_RATE name)", r)
+		return 0
+	}
+	return r
 }
 
 // maxRate bounds the pacing settings: far above any tier's limit, low enough to catch a typo.
