@@ -44,7 +44,7 @@ type Options struct {
 	ResourceID  string              // /subscriptions/.../accounts/x
 	Region      string              // ARM location, lowercase (westus2)
 	Degrade     bool                // send x-ms-forms-copy-degrade: true on copyTo from this (source) resource
-	CallTimeout time.Duration       // deadline per call incl. retries when ctx has none; default 30s
+	CallTimeout time.Duration       // deadline per call incl. retries (or ctx's, when earlier); default 30s
 	Retry       policy.RetryOptions // azcore retry; defaults: 4 retries, honours Retry-After on 429/5xx
 	Transport   policy.Transporter  // nil = default http client (which does not follow redirects); tests inject
 	Logger      *slog.Logger        // optional, for request-level debug logs (never secrets)
@@ -255,23 +255,47 @@ func validKey(k string) bool {
 	return true
 }
 
-// defaultHTTPClient does not follow redirects: net/http would forward the subscription-key header
-// to whatever host a redirect names. The service never redirects, so a 3xx becomes an *Error.
+// Timeouts of the transport NewHTTPClient builds. They bound one connection and one try, below
+// the call's deadline (Options.CallTimeout, which covers the retries): a try that hangs ends and
+// azcore can retry it within the call's time, and a transport used without a deadline on the
+// request still cannot wait forever.
+const (
+	DialTimeout           = 10 * time.Second // TCP connect
+	TLSHandshakeTimeout   = 10 * time.Second
+	ResponseHeaderTimeout = 30 * time.Second // request written → status line and headers read
+)
+
+type transportTimeouts struct {
+	dial, tlsHandshake, responseHeader time.Duration
+}
+
+// NewHTTPClient is the HTTP client a Client uses when Options.Transport is nil: TLS 1.2 or later,
+// redirects not followed, and the dial, TLS-handshake and response-header timeouts above. A
+// transport that wraps another one (pacing, say) should wrap this.
+func NewHTTPClient() *http.Client { return defaultHTTPClient() }
+
 func defaultHTTPClient() *http.Client {
+	return newHTTPClient(transportTimeouts{dial: DialTimeout, tlsHandshake: TLSHandshakeTimeout, responseHeader: ResponseHeaderTimeout})
+}
+
+// newHTTPClient does not follow redirects: net/http would forward the subscription-key header to
+// whatever host a redirect names. The service never redirects, so a 3xx becomes an *Error.
+func newHTTPClient(to transportTimeouts) *http.Client {
 	var tr *http.Transport
 	if dt, ok := http.DefaultTransport.(*http.Transport); ok {
 		tr = dt.Clone()
 	} else { // a program replaced the default transport: build one with the same defaults
 		tr = &http.Transport{
 			Proxy:                 http.ProxyFromEnvironment,
-			DialContext:           (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
 			ForceAttemptHTTP2:     true,
 			MaxIdleConns:          100,
 			IdleConnTimeout:       90 * time.Second,
-			TLSHandshakeTimeout:   10 * time.Second,
 			ExpectContinueTimeout: time.Second,
 		}
 	}
+	tr.DialContext = (&net.Dialer{Timeout: to.dial, KeepAlive: 30 * time.Second}).DialContext
+	tr.TLSHandshakeTimeout = to.tlsHandshake
+	tr.ResponseHeaderTimeout = to.responseHeader
 	if tr.TLSClientConfig == nil {
 		tr.TLSClientConfig = &tls.Config{}
 	}
@@ -375,13 +399,12 @@ type response struct {
 	body   []byte
 }
 
-// withDeadline gives ctx the client's CallTimeout when the caller set no deadline.
+// withDeadline bounds a call by the client's CallTimeout, also when the caller's context has a
+// deadline of its own: the call ends at the earlier of the two. A caller hands down its whole
+// remaining time (a claim lease, a sweep); one hung call must not use it all up.
 func (c *Client) withDeadline(ctx context.Context) (context.Context, context.CancelFunc) {
 	if ctx == nil {
 		ctx = context.Background()
-	}
-	if _, ok := ctx.Deadline(); ok {
-		return ctx, func() {}
 	}
 	return context.WithTimeout(ctx, c.callTimeout)
 }

@@ -19,10 +19,11 @@
 // single-use: the caller looks for the operation before trying again); its key or bearer-token
 // policy authenticates (bearer scope https://cognitiveservices.azure.com/.default); its telemetry policy puts
 // "dimirror" in User-Agent. Plain http is accepted only for loopback endpoints (local emulators).
-// Every call gets Options.CallTimeout as deadline, retries included, when its context has none.
-// The default transport does not follow redirects, which would hand the key to another host, and
-// the client refuses operation URLs and nextLinks that leave the endpoint's host for the same
-// reason.
+// Every call gets Options.CallTimeout as deadline, retries included, or its context's deadline
+// when that comes first. The default transport (NewHTTPClient) bounds each try on its own too
+// (dial, TLS handshake, response headers). It does not follow redirects, which would hand the key
+// to another host, and the client refuses operation URLs and nextLinks that leave the endpoint's
+// host for the same reason.
 //
 // Every non-2xx answer is an *Error, parsed from any of the shapes the service uses (v3/v4 error
 // with innererror or innerError chains, v2.1's numeric codes, the gateway's and APIM's bodies,
