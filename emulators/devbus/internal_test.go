@@ -328,3 +328,31 @@ func TestQueueStateMachine(t *testing.T) {
 		t.Errorf("dead-lettered message: %v %v", got.ApplicationProperties, got.Annotations)
 	}
 }
+
+// TestHeaderAlwaysCarriesTheDeliveryCount: the JavaScript SDK (rhea) reads an absent
+// header delivery-count as undefined, not as the default 0, so a first delivery must
+// carry the 0 explicitly, as Service Bus's does.
+func TestHeaderAlwaysCarriesTheDeliveryCount(t *testing.T) {
+	raw, err := amqp.NewMessage([]byte("x")).MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := parseMessage(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, count := range []uint32{0, 1, 7} {
+		m.deliveryCount = count
+		sections, err := amqpframe.SplitMessage(m.deliveryBytes(false, false))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sections[0].Code != amqpframe.SectionHeader {
+			t.Fatalf("first section is %#x, not the header", sections[0].Code)
+		}
+		h := sections[0].Value.([]any)
+		if len(h) < 5 || h[4] != count {
+			t.Errorf("delivery count %d: header is %#v, want delivery-count %d present", count, h, count)
+		}
+	}
+}
