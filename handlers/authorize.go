@@ -34,34 +34,29 @@ type ReplicationAnswer struct {
 // Authorize handles POST /api/replications: checks the source, then per target authorizes the
 // copy, records the replica and queues the copy. Repeating a request while replicas are in flight
 // or done answers their current state and starts nothing.
-func (a *App) Authorize(w http.ResponseWriter, r *http.Request) {
+func (a *Functions) Authorize(w http.ResponseWriter, r *http.Request) {
 	req, field, err := decodeReplicationRequest(r.Body)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, "InvalidRequest", err.Error(), field)
+		a.writeError(w, r, invalid(field, "%s", err.Error()))
 		return
 	}
 	kind, err := replication.ParseKind(req.Kind)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, "InvalidRequest", err.Error(), "kind")
+		a.writeError(w, r, invalid("kind", "%s", err.Error()))
 		return
 	}
 	dreq := replication.Request{Kind: kind, SourceID: req.SourceID, TargetID: req.TargetID, Targets: req.Targets}
-	if err := a.Engine.Validate(&dreq); err != nil {
-		var fe *replication.FieldError
-		if errors.As(err, &fe) {
-			writeError(w, http.StatusBadRequest, "InvalidRequest", err.Error(), fe.Field)
-			return
+	if err := a.Requests.Validate(&dreq); err != nil {
+		// Validate judges the request alone: whatever it refuses is the caller's to fix.
+		if e := errorOf(err); e.Kind != eInvalid {
+			err = invalid("", "%s", err.Error())
 		}
-		writeError(w, http.StatusBadRequest, "InvalidRequest", err.Error(), "")
+		a.writeError(w, r, err)
 		return
 	}
-	reps, err := a.Engine.Request(r.Context(), dreq)
-	switch {
-	case errors.Is(err, replication.ErrSourceNotFound):
-		writeError(w, http.StatusNotFound, "SourceNotFound", err.Error(), "sourceId")
-		return
-	case err != nil:
-		a.writeUnavailable(w, r, err)
+	reps, err := a.Requests.Request(r.Context(), dreq)
+	if err != nil {
+		a.writeError(w, r, err)
 		return
 	}
 	ans := ReplicationAnswer{Kind: string(kind), SourceID: dreq.SourceID}
@@ -80,7 +75,7 @@ func (a *App) Authorize(w http.ResponseWriter, r *http.Request) {
 
 // StatusPath is where a source's replicas can be read.
 func StatusPath(kind replication.Kind, sourceID string) string {
-	return "/api/replications/" + string(kind) + "/" + url.PathEscape(sourceID)
+	return "/" + routePrefix + "/" + routeReplications + "/" + string(kind) + "/" + url.PathEscape(sourceID)
 }
 
 // decodeReplicationRequest reads and strictly decodes the body; the returned field names what

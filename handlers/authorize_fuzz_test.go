@@ -138,7 +138,7 @@ func checkAccepted(t *testing.T, fx *fuzzFixture, req replicationRequest, res *h
 	}
 	want := slices.Clone(req.Targets)
 	if len(want) == 0 {
-		want = fx.app.Engine.TargetNames()
+		want = fx.app.Requests.TargetNames()
 	}
 	sort.Strings(want)
 	var got []string
@@ -180,10 +180,10 @@ func checkAccepted(t *testing.T, fx *fuzzFixture, req replicationRequest, res *h
 	}
 }
 
-// fuzzFixture is an App on the domain's in-memory fakes: one source holding a model and a
+// fuzzFixture is the functions on the domain's in-memory fakes: one source holding a model and a
 // classifier, two targets.
 type fuzzFixture struct {
-	app    *App
+	app    *Functions
 	store  *rt.Store
 	queue  *rt.Queue
 	source *rt.Resource
@@ -206,6 +206,6 @@ func newFuzzFixture() *fuzzFixture {
 	if err != nil {
 		panic(err) // the fixture's wiring is fixed: an error is a bug in this file
 	}
-	fx.app = &App{Engine: eng}
+	fx.app = &Functions{Replicas: eng, Requests: eng, Copies: eng, Poller: eng}
 	return fx
 }

@@ -9,15 +9,11 @@ import (
 
 // Poll runs one pass of the poller (the timer trigger): advances copying replicas, re-drives
 // lost steps, starts due retries. It is bounded by PollTimeout so a pass ends before the next.
-func (a *App) Poll(ctx context.Context) (replication.PollReport, error) {
-	timeout := a.PollTimeout
-	if timeout <= 0 {
-		timeout = 50 * time.Second
-	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
+func (a *Functions) Poll(ctx context.Context) (replication.PollReport, error) {
+	ctx, cancel := bounded(ctx, a.PollTimeout, defaultPollTimeout)
 	defer cancel()
 	start := time.Now()
-	rep, err := a.Engine.Poll(ctx)
+	rep, err := a.Poller.Poll(ctx)
 	attrs := []any{"active", rep.Active, "due", rep.Due, "succeeded", rep.Succeeded, "retried", rep.Retried,
 		"failed", rep.Failed, "errors", rep.Errors, "duration", time.Since(start).String()}
 	if err != nil {

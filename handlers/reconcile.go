@@ -2,7 +2,6 @@ package handlers
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -10,18 +9,7 @@ import (
 	"github.com/dimirror/dimirror/shared/reconcile"
 )
 
-// Default bounds of one reconciliation pass. A watch normally takes a second; the bound keeps a
-// slow one from running into many ticks. A sweep must end, with its report saved, before the
-// Functions host's functionTimeout (10 minutes in host.json); what it had no time for is found
-// again by the next sweep.
-const (
-	defaultWatchTimeout = 2 * time.Minute
-	defaultSweepTimeout = 9 * time.Minute
-)
-
-var errNoReconciler = errors.New("reconciliation is not configured in this app")
-
-func (a *App) reconciler() (*reconcile.Reconciler, error) {
+func (a *Functions) reconciler() (reconciler, error) {
 	if a.Reconciler == nil {
 		return nil, errNoReconciler
 	}
@@ -29,10 +17,7 @@ func (a *App) reconciler() (*reconcile.Reconciler, error) {
 }
 
 func bounded(ctx context.Context, d, def time.Duration) (context.Context, context.CancelFunc) {
-	if d <= 0 {
-		d = def
-	}
-	return context.WithTimeout(ctx, d)
+	return context.WithTimeout(ctx, orDefault(d, def))
 }
 
 // planLine is a pass's one-line account: counts by category, then errors.

@@ -21,9 +21,10 @@ import (
 
 const apiKey = "handlers-test-key-0001"
 
-// fixture is an App over the in-memory fakes: a source with two models, two empty targets.
+// fixture is the functions over the in-memory fakes: a source with two models, two empty targets.
 type fixture struct {
-	app   *handlers.App
+	app   *handlers.Functions
+	rec   *reconcile.Reconciler
 	src   *rt.Resource
 	store *rt.Store
 }
@@ -43,7 +44,8 @@ func newFixture(t *testing.T) *fixture {
 	}
 	rec := &reconcile.Reconciler{Engine: engine, Source: f.src, Meta: f.store, Now: c.Now,
 		Targets: map[string]reconcile.Lister{"westus2": w.Resource("westus2"), "eastus": w.Resource("eastus")}}
-	f.app = &handlers.App{Engine: engine, Reconciler: rec}
+	f.rec = rec
+	f.app = &handlers.Functions{Replicas: engine, Requests: engine, Copies: engine, Poller: engine, Reconciler: rec}
 	return f
 }
 
@@ -128,7 +130,10 @@ func TestSummaryThroughTheStatusFunction(t *testing.T) {
 
 func TestSummaryRoute(t *testing.T) {
 	f := newFixture(t)
-	api := f.app.API(apiKey)
+	api, err := f.app.API(apiKey)
+	if err != nil {
+		t.Fatal(err)
+	}
 	do := func(method, path, key string) *httptest.ResponseRecorder {
 		rec := httptest.NewRecorder()
 		req := httptest.NewRequest(method, path, nil)
@@ -156,7 +161,7 @@ func TestSummaryRoute(t *testing.T) {
 	if rec := do("GET", "/api/replications/summary", apiKey); rec.Code != http.StatusServiceUnavailable || strings.Contains(rec.Body.String(), "table down") {
 		t.Errorf("table down: %d %s", rec.Code, rec.Body)
 	}
-	bare := &handlers.App{Engine: f.app.Engine}
+	bare := &handlers.Functions{Replicas: f.app.Replicas, Requests: f.app.Requests, Copies: f.app.Copies, Poller: f.app.Poller}
 	rec = httptest.NewRecorder()
 	bare.Summary(rec, httptest.NewRequest("GET", "/api/replications/summary", nil))
 	if rec.Code != http.StatusNotImplemented {
@@ -179,7 +184,7 @@ func (stuckSource) Operations(ctx context.Context) iter.Seq2[reconcile.Operation
 
 func TestPassesAreBounded(t *testing.T) {
 	f := newFixture(t)
-	f.app.Reconciler.Source = stuckSource{f.src}
+	f.rec.Source = stuckSource{f.src}
 	f.app.WatchTimeout = 50 * time.Millisecond
 	if _, err := f.app.Watch(context.Background()); !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("a stuck watch ended with %v, want its deadline", err)

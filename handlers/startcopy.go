@@ -6,14 +6,15 @@ import (
 	"github.com/dimirror/dimirror/shared/replication"
 )
 
-// StartCopy handles one message of the copy queue (the Service Bus trigger): a copy message
-// (copyTo on the source with the message's authorization) or a check of a copy started earlier.
-// A *replication.PoisonError means the body can never be processed; any other error is transient and
-// the message must be redelivered.
-func (a *App) StartCopy(ctx context.Context, body []byte, deliveryCount int) error {
+// StartCopy is the queue function (the copy queue's trigger): it decodes one message — a copy
+// message (copyTo on the source with the message's authorization) or a check of a copy started
+// earlier — hands it to the copy starter, and says how to settle it: a body that can never be
+// processed is dead-lettered, a failure is retried, anything else completes. Both hostings
+// carry that outcome out.
+func (a *Functions) StartCopy(ctx context.Context, body []byte, deliveryCount int) replication.Outcome {
 	m, err := replication.DecodeMessage(body)
 	if err != nil {
-		return err
+		return replication.OutcomeOf(err)
 	}
-	return a.Engine.Handle(ctx, m, deliveryCount)
+	return replication.OutcomeOf(a.Copies.Handle(ctx, m, deliveryCount))
 }

@@ -9,7 +9,7 @@ import (
 // Sweep runs one pass of the sweep timer: list the source and every target, plan and act
 // (reconcile.Reconciler.Sweep), within SweepTimeout. The sweep logs its plan and the freshness
 // event of every target itself.
-func (a *App) Sweep(ctx context.Context) (*reconcile.Plan, error) {
+func (a *Functions) Sweep(ctx context.Context) (*reconcile.Plan, error) {
 	rec, err := a.reconciler()
 	if err != nil {
 		return nil, err

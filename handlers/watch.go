@@ -8,7 +8,7 @@ import (
 
 // Watch runs one pass of the watch timer: it requests replication of what new builds on the
 // source made since the last pass (reconcile.Reconciler.Watch), within WatchTimeout.
-func (a *App) Watch(ctx context.Context) (*reconcile.Plan, error) {
+func (a *Functions) Watch(ctx context.Context) (*reconcile.Plan, error) {
 	rec, err := a.reconciler()
 	if err != nil {
 		return nil, err

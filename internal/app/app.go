@@ -31,7 +31,7 @@ type App struct {
 	Config   *config.Config
 	Log      *slog.Logger
 	Engine   *replication.Engine
-	Handlers *handlers.App
+	Handlers *handlers.Functions
 	Table    *store.Tables
 	Source   *docintel.Client
 	Targets  map[string]*docintel.Client
@@ -180,8 +180,9 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, o Options) (
 	}); err != nil {
 		return nil, err
 	}
-	a.Handlers = &handlers.App{Engine: a.Engine, Log: log}
-	a.Handlers.Reconciler = a.newReconciler()
+	// The functions see the engine through the small interfaces they declare.
+	a.Handlers = &handlers.Functions{Replicas: a.Engine, Requests: a.Engine, Copies: a.Engine, Poller: a.Engine,
+		Reconciler: a.newReconciler(), Log: log}
 	return a, nil
 }
 

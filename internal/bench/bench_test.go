@@ -101,7 +101,7 @@ func (e *benchEnv) model(b *testing.B, i int) string {
 // then per target create the row, authorizeCopy, queue the copy and record it (2 targets).
 func BenchmarkWebhook(b *testing.B) {
 	e := newBenchEnv(b)
-	app := &handlers.App{Engine: e.eng}
+	app := &handlers.Functions{Replicas: e.eng, Requests: e.eng, Copies: e.eng, Poller: e.eng}
 	i := 0
 	for b.Loop() {
 		body := fmt.Sprintf(`{"sourceId":%q}`, e.model(b, i))

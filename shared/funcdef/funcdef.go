@@ -4,10 +4,12 @@ package funcdef
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io/fs"
 	"path"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -106,4 +108,129 @@ func Expand(v string, lookup func(string) (string, bool)) (string, error) {
 		return "", fmt.Errorf("%q refers to unset setting(s) %s", v, strings.Join(missing, ", "))
 	}
 	return out, nil
+}
+
+// Trigger types dimirror's functions use.
+const (
+	HTTPTrigger       = "httpTrigger"
+	ServiceBusTrigger = "serviceBusTrigger"
+	TimerTrigger      = "timerTrigger"
+)
+
+// Spec is what a function.json must say for a function of the app's function table: its trigger
+// and the names both sides rely on. The table is the code's half, the folder the host's half;
+// Verify holds them together.
+type Spec struct {
+	Name    string
+	Trigger string // HTTPTrigger, ServiceBusTrigger or TimerTrigger
+	Binding string // the trigger binding's name (the key of the payload's Data)
+	// HTTP triggers only.
+	Methods []string // as function.json lists them (compared without regard to case)
+	Route   string   // the route template, without the host's route prefix
+	Output  string   // the http output binding the answer goes to
+}
+
+// Verify compares the function table with the function folders. Every difference is reported,
+// each naming the function and the fix: a table entry without a folder, a folder without an
+// entry, and a trigger, binding, method, route or output that disagrees.
+func Verify(table []Spec, defs []Function) error {
+	byName := make(map[string]Function, len(defs))
+	for _, d := range defs {
+		byName[d.Name] = d
+	}
+	inTable := make(map[string]bool, len(table))
+	var errs []error
+	for _, s := range table {
+		if inTable[s.Name] {
+			errs = append(errs, fmt.Errorf("function %s is in the function table twice: remove one entry", s.Name))
+			continue
+		}
+		inTable[s.Name] = true
+		d, ok := byName[s.Name]
+		if !ok {
+			errs = append(errs, fmt.Errorf("function %s is in the function table but functions/%s/function.json does not exist: add the folder or remove the entry", s.Name, s.Name))
+			continue
+		}
+		errs = append(errs, verifyOne(s, d)...)
+	}
+	for _, d := range defs {
+		if !inTable[d.Name] {
+			errs = append(errs, fmt.Errorf("functions/%s/function.json has no entry in the function table: add one (handlers) or remove the folder", d.Name))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func verifyOne(s Spec, d Function) []error {
+	var errs []error
+	mismatch := func(what, file, table string) {
+		errs = append(errs, fmt.Errorf("function %s: functions/%s/function.json has %s %q, the function table %q: make them agree", s.Name, s.Name, what, file, table))
+	}
+	tr, _ := d.Trigger()
+	if tr.Type != s.Trigger {
+		mismatch("trigger", tr.Type, s.Trigger)
+		return errs // the rest compares fields of another kind of trigger
+	}
+	if tr.Name != s.Binding {
+		mismatch("trigger binding name", tr.Name, s.Binding)
+	}
+	switch s.Trigger {
+	case HTTPTrigger:
+		if tr.Route != s.Route {
+			mismatch("route", tr.Route, s.Route)
+		}
+		if got, want := normMethods(tr.Methods), normMethods(s.Methods); !slices.Equal(got, want) {
+			mismatch("methods", strings.Join(got, ","), strings.Join(want, ","))
+		}
+		out := ""
+		for _, b := range d.Bindings {
+			if b.Type == "http" && b.Direction == "out" {
+				out = b.Name
+			}
+		}
+		if out != s.Output {
+			mismatch("http output binding", out, s.Output)
+		}
+	case ServiceBusTrigger:
+		if tr.QueueName == "" {
+			errs = append(errs, fmt.Errorf("function %s: functions/%s/function.json names no queueName: add it", s.Name, s.Name))
+		}
+	case TimerTrigger:
+		if tr.Schedule == "" {
+			errs = append(errs, fmt.Errorf("function %s: functions/%s/function.json has no schedule: add it", s.Name, s.Name))
+		}
+	}
+	return errs
+}
+
+func normMethods(ms []string) []string {
+	out := make([]string, 0, len(ms))
+	for _, m := range ms {
+		out = append(out, strings.ToUpper(m))
+	}
+	sort.Strings(out)
+	return out
+}
+
+// RoutePrefix is the HTTP route prefix host.json sets (extensions.http.routePrefix), "api"
+// when it sets none, as the host does.
+func RoutePrefix(fsys fs.FS, hostFile string) (string, error) {
+	data, err := fs.ReadFile(fsys, hostFile)
+	if err != nil {
+		return "", err
+	}
+	var h struct {
+		Extensions struct {
+			HTTP struct {
+				RoutePrefix *string `json:"routePrefix"`
+			} `json:"http"`
+		} `json:"extensions"`
+	}
+	if err := json.Unmarshal(data, &h); err != nil {
+		return "", fmt.Errorf("%s: %w", hostFile, err)
+	}
+	if h.Extensions.HTTP.RoutePrefix == nil {
+		return "api", nil
+	}
+	return *h.Extensions.HTTP.RoutePrefix, nil
 }

@@ -1,14 +1,14 @@
 // Package handlers holds one file per function: each decodes its trigger, calls the domain
-// (shared/replication) and encodes the answer. The HTTP functions are plain http.Handlers, so
-// the same code serves both hostings: `dimirror run` mounts them on its own server, and
-// `dimirror serve` (the Functions custom handler) replays the host's HTTP trigger payload
-// through them.
+// (shared/replication) and encodes the answer. One function table (table.go) lists them with
+// their triggers, bindings, routes and timeouts; it is checked against functions/*/function.json
+// at start-up, and both hostings route through it: `dimirror run` mounts the HTTP functions on
+// its own server, hands queue messages to the queue function and runs the timers, and `dimirror
+// serve` (the Functions custom handler) replays the host's invocations through the same entries.
 package handlers
 
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"log/slog"
 	"net/http"
 	"time"
@@ -17,35 +17,69 @@ import (
 	"github.com/dimirror/dimirror/shared/replication"
 )
 
-// App is everything the handlers share.
-type App struct {
-	Engine *replication.Engine
+// The functions declare only what they call of the domain (consumer-side interfaces), so the
+// domain can change behind them and tests can hand in what they like.
+type (
+	// replicas is the read side the status function uses.
+	replicas interface {
+		Get(ctx context.Context, k replication.Key) (*replication.Replica, error)
+		List(ctx context.Context, f replication.Filter, next string, limit int) (replication.Page, error)
+	}
+	// requester is what the webhook (authorize) calls.
+	requester interface {
+		Request(ctx context.Context, req replication.Request) ([]replication.Replica, error)
+		Validate(req *replication.Request) error
+		TargetNames() []string
+	}
+	// copier is what the copy starter (the queue function) calls.
+	copier interface {
+		Handle(ctx context.Context, m *replication.CopyMessage, deliveryCount int) error
+	}
+	// poller is what the poll timer calls.
+	poller interface {
+		Poll(ctx context.Context) (replication.PollReport, error)
+	}
+	// reconciler runs the watch and sweep timers and answers the summary.
+	reconciler interface {
+		Watch(ctx context.Context) (*reconcile.Plan, error)
+		Sweep(ctx context.Context, o reconcile.SweepOptions) (*reconcile.Plan, error)
+		Summary(ctx context.Context) (*reconcile.Summary, error)
+	}
+)
+
+// The real types satisfy them (checked here, so a change on either side fails the build).
+var (
+	_ replicas   = (*replication.Engine)(nil)
+	_ replicas   = replication.Store(nil)
+	_ requester  = (*replication.Engine)(nil)
+	_ copier     = (*replication.Engine)(nil)
+	_ poller     = (*replication.Engine)(nil)
+	_ reconciler = (*reconcile.Reconciler)(nil)
+)
+
+// Functions is the app's functions and what they share. Both hostings run them through one
+// table (Table): `dimirror serve` as the Functions host's custom handler, `dimirror run` on its
+// own server, queue receiver and timers.
+type Functions struct {
+	Replicas replicas
+	Requests requester
+	Copies   copier
+	Poller   poller
+	// Reconciler runs the watch and sweep timers and answers the summary; nil leaves them
+	// unconfigured (501 / a failed pass).
+	Reconciler reconciler
 	// PollTimeout bounds one poll pass (it should end before the next tick); default 50s.
 	PollTimeout time.Duration
-	// Reconciler runs the watch and sweep timers and answers the summary (reconcile.go).
-	Reconciler *reconcile.Reconciler
 	// WatchTimeout and SweepTimeout bound one pass; defaults in reconcile.go.
 	WatchTimeout, SweepTimeout time.Duration
 	Log                        *slog.Logger
 }
 
-func (a *App) log() *slog.Logger {
+func (a *Functions) log() *slog.Logger {
 	if a.Log != nil {
 		return a.Log
 	}
 	return slog.New(slog.DiscardHandler)
-}
-
-// errorBody is every error answer: {"error":{"code":"...","message":"..."}}, plus the field a
-// 400 is about.
-type errorBody struct {
-	Error errorDetail `json:"error"`
-}
-
-type errorDetail struct {
-	Code    string `json:"code"`
-	Message string `json:"message"`
-	Target  string `json:"target,omitempty"`
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -54,23 +88,6 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false)
 	_ = enc.Encode(v)
-}
-
-func writeError(w http.ResponseWriter, status int, code, msg, field string) {
-	writeJSON(w, status, errorBody{Error: errorDetail{Code: code, Message: msg, Target: field}})
-}
-
-// writeInternal answers a failure of a dependency (table, service): 503 when trying again may
-// help, with the cause logged but not echoed (it may name internal endpoints).
-func (a *App) writeUnavailable(w http.ResponseWriter, r *http.Request, err error) {
-	a.log().ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "err", err.Error())
-	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
-		w.Header().Set("Retry-After", "5")
-		writeError(w, http.StatusServiceUnavailable, "Timeout", "a dependency did not answer in time; try again", "")
-		return
-	}
-	w.Header().Set("Retry-After", "5")
-	writeError(w, http.StatusServiceUnavailable, "Unavailable", "a dependency failed; try again (details are in the app's log)", "")
 }
 
 // ReplicaView is a replica as the HTTP API shows it.
