@@ -111,6 +111,11 @@ func (r *resource) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		status = r.write(w, reqID, resp)
 		return
 	}
+	if s.outages.hit(r.opts.Name) {
+		ctr.injected5xx.Add(1)
+		status = r.write(w, reqID, outageResponse())
+		return
+	}
 	f := s.dice.roll()
 	if f.latency > 0 {
 		t := time.NewTimer(f.latency)

@@ -32,6 +32,8 @@ type Server struct {
 	opts Options
 	log  *slog.Logger
 	dice *faultDice
+	// outages are per-resource failures (SetOutage).
+	outages *outages
 
 	mu    sync.Mutex           // guards state and store
 	state map[string]*resState // by lowercase resource name
@@ -67,13 +69,14 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{
-		opts:   o,
-		log:    o.Logger,
-		dice:   newFaultDice(o.Faults),
-		state:  map[string]*resState{},
-		byName: map[string]*resource{},
-		byID:   map[string]*resource{},
-		done:   make(chan struct{}),
+		opts:    o,
+		log:     o.Logger,
+		dice:    newFaultDice(o.Faults),
+		outages: newOutages(),
+		state:   map[string]*resState{},
+		byName:  map[string]*resource{},
+		byID:    map[string]*resource{},
+		done:    make(chan struct{}),
 	}
 	if o.DataDir != "" {
 		st, loaded, err := openStore(o.DataDir)

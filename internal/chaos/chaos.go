@@ -61,6 +61,13 @@ type Config struct {
 	MaxAttempts int
 	// Settle bounds the wait for every replica to reach succeeded or failed.
 	Settle time.Duration
+	// Outage is the partial-outage phase: from OutageAt, for Outage, OutageShare of the calls to
+	// OutageResource fail with 503 (didev's SetOutage). Recovery is the invariant's bound: every
+	// replica must have succeeded (or failed on purpose) within it after the last fault of any
+	// kind (the outage's end, a kill, a bus fault).
+	Outage, OutageAt, Recovery time.Duration
+	OutageResource             string
+	OutageShare                float64
 
 	Binary   string // dimirror; "" builds it into WorkDir
 	WorkDir  string // logs, didev's data, the binary
@@ -83,6 +90,7 @@ func Short(seed uint64) Config {
 		Seed: seed, Models: 24, Conflicts: 2, Instances: 2, Kills: 1, BusFaults: 3,
 		RequestWindow: 6 * time.Second, KillFrom: 7 * time.Second, KillUntil: 16 * time.Second,
 		Faults: DefaultFaults, MaxAttempts: 8, Settle: 4 * time.Minute,
+		Outage: 12 * time.Second, OutageAt: 7 * time.Second, OutageResource: "source", OutageShare: 0.9, Recovery: 90 * time.Second,
 	}
 }
 
@@ -93,6 +101,8 @@ func Full(seed uint64) Config {
 		Seed: seed, Models: 255, Conflicts: 5, Instances: 2, Kills: 12, BusFaults: 18,
 		RequestWindow: 60 * time.Second, KillFrom: 0, KillUntil: 100 * time.Second,
 		Faults: DefaultFaults, RateLimits: true, MaxAttempts: 8, Settle: 12 * time.Minute,
+		// After the requests are in (a webhook needs the source), among copies and polls.
+		Outage: 30 * time.Second, OutageAt: 62 * time.Second, OutageResource: "source", OutageShare: 0.9, Recovery: 2 * time.Minute,
 	}
 }
 
@@ -110,7 +120,10 @@ type Report struct {
 	Kills        int
 	Crashes      int // instance lives that ended on their own
 	Elapsed      time.Duration
-	Violations   []string
+	// Recovered is how long after the last fault the last replica settled (0 when it settled
+	// before the last fault ended).
+	Recovered  time.Duration
+	Violations []string
 }
 
 // Summary is the one-line account of a run.
@@ -123,8 +136,8 @@ func (r Report) Summary() string {
 	if len(r.Unsettled) > 0 {
 		unsettled = ", unsettled " + kv(r.Unsettled)
 	}
-	return fmt.Sprintf("chaos seed=%d: %d replications, %d succeeded, failed %s%s; faults %s; kills %d; outcome %s in %s",
-		r.Seed, r.Replications, r.Succeeded, kv(r.Failed), unsettled, kv(r.Faults), r.Kills, outcome, r.Elapsed.Round(time.Second))
+	return fmt.Sprintf("chaos seed=%d: %d replications, %d succeeded, failed %s%s; faults %s; kills %d; last replica settled %s after the last fault; outcome %s in %s",
+		r.Seed, r.Replications, r.Succeeded, kv(r.Failed), unsettled, kv(r.Faults), r.Kills, r.Recovered.Round(100*time.Millisecond), outcome, r.Elapsed.Round(time.Second))
 }
 
 func kv[V int | int64](m map[string]V) string {
@@ -167,7 +180,8 @@ type run struct {
 	mu         sync.Mutex
 	kills      int
 	busInjects map[string]int64
-	errs       []error // setup and harness failures (not invariant violations)
+	lastFault  time.Time // the end of the last injected fault (outage, kill, bus fault)
+	errs       []error   // setup and harness failures (not invariant violations)
 }
 
 func (r *run) logf(format string, args ...any) {
@@ -231,10 +245,11 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 		cfg.Seed, cfg.Replications(), cfg.Instances, cfg.Faults, cfg.Kills, cfg.BusFaults)
 
 	var wg sync.WaitGroup
-	wg.Add(3)
+	wg.Add(4)
 	go func() { defer wg.Done(); r.requestAll(ctx) }()
 	go func() { defer wg.Done(); r.killer(ctx) }()
 	go func() { defer wg.Done(); r.busFaults(ctx) }()
+	go func() { defer wg.Done(); r.outage(ctx) }()
 	wg.Wait()
 	if len(r.errs) > 0 {
 		return rep, fmt.Errorf("chaos: %v", r.errs[0])
@@ -259,6 +274,22 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	}
 	rep.Violations = obs.check()
 	rep.Crashes = obs.crashes
+	var lastSettled time.Time
+	for _, row := range rows {
+		if row.CompletedAt.After(lastSettled) {
+			lastSettled = row.CompletedAt
+		}
+	}
+	r.mu.Lock()
+	lastFault := r.lastFault
+	r.mu.Unlock()
+	if !lastFault.IsZero() && lastSettled.After(lastFault) {
+		rep.Recovered = lastSettled.Sub(lastFault)
+	}
+	if cfg.Recovery > 0 && rep.Recovered > cfg.Recovery {
+		rep.Violations = append(rep.Violations, fmt.Sprintf("the last replica settled %s after the last fault, more than the %s bound",
+			rep.Recovered.Round(100*time.Millisecond), cfg.Recovery))
+	}
 	for _, row := range rows {
 		switch row.Status {
 		case replication.StatusSucceeded:
@@ -435,6 +466,7 @@ func (r *run) killer(ctx context.Context) {
 		in.Kill()
 		r.mu.Lock()
 		r.kills++
+		r.lastFault = time.Now()
 		r.mu.Unlock()
 		pause := r.within(1500 * time.Millisecond)
 		r.logf("killed %s with SIGKILL, restarting it in %s", in.Name, pause.Round(time.Millisecond))
@@ -467,9 +499,40 @@ func (r *run) busFaults(ctx context.Context) {
 		}
 		r.mu.Lock()
 		r.busInjects[kind] += int64(n)
+		r.lastFault = time.Now()
 		r.mu.Unlock()
 		r.logf("devbus: %s (%d)", kind, n)
 	})
+}
+
+// outage takes OutageResource mostly down for Outage from OutageAt: most of its calls answer 503,
+// as in a regional incident. Transient failures must not park replicas: they are retried with
+// back-off and every replica moves on soon after the outage ends (the Recovery invariant).
+func (r *run) outage(ctx context.Context) {
+	if r.cfg.Outage <= 0 {
+		return
+	}
+	select {
+	case <-time.After(time.Until(r.started.Add(r.cfg.OutageAt))):
+	case <-ctx.Done():
+		return
+	}
+	if err := r.st.DI.SetOutage(r.cfg.OutageResource, r.cfg.OutageShare); err != nil {
+		r.fail(err)
+		return
+	}
+	r.logf("outage: %.0f%% of the calls to %s fail for %s", r.cfg.OutageShare*100, r.cfg.OutageResource, r.cfg.Outage)
+	select {
+	case <-time.After(r.cfg.Outage):
+	case <-ctx.Done():
+	}
+	if err := r.st.DI.SetOutage(r.cfg.OutageResource, 0); err != nil {
+		r.fail(err)
+	}
+	r.mu.Lock()
+	r.lastFault = time.Now()
+	r.mu.Unlock()
+	r.logf("outage of %s over", r.cfg.OutageResource)
 }
 
 // atRandomPoints runs do(0) … do(n-1) in turn at n random points of the kill window, drawn

@@ -341,7 +341,7 @@ func (d *demo) report(ctx context.Context) error {
 	fmt.Fprintf(d.out, "\nFigures\n  %s, in %s from the first request\n", statustable.Summary(rows), d.since())
 	if len(lags) > 0 {
 		sec := func(f float64) string { return statustable.Duration(time.Duration(f * float64(time.Second))) }
-		fmt.Fprintf(d.out, "  lag from request to verified copy: min %s, median %s, max %s\n",
+		fmt.Fprintf(d.out, "  lag from the source model ready to the verified copy: min %s, median %s, max %s\n",
 			sec(lags[0]), sec(lags[len(lags)/2]), sec(lags[len(lags)-1]))
 	}
 	if !d.trained.IsZero() && !d.arrived.IsZero() {
