@@ -377,7 +377,7 @@ func (c *Client) secrets(extra ...string) []string {
 	return out
 }
 
-// call is one request. url is absolute and already checked to be on the endpoint's host.
+// call is one request. url is absolute and already checked to be below the endpoint (host and path).
 type call struct {
 	op      string // for messages: "authorizeCopy", "getModel", ...
 	method  string
@@ -519,7 +519,9 @@ func (c *Client) url(path string, query url.Values) string {
 }
 
 // checkOrigin refuses URLs the service handed us (Operation-Location, nextLink) that point away from
-// the endpoint's scheme and host: following them would send the credential elsewhere.
+// the endpoint: another scheme, host or port, or a path outside the endpoint's own path (an
+// endpoint https://host/prefix must not accept https://host/other/...: behind a shared gateway
+// that is another backend). Following them would send the credential there.
 func (c *Client) checkOrigin(u *url.URL, what string) error {
 	if !u.IsAbs() || u.Host == "" {
 		return fmt.Errorf("%w: %s %q is not an absolute URL", ErrInvalidArgument, what, safeURL(u.String()))
@@ -531,7 +533,38 @@ func (c *Client) checkOrigin(u *url.URL, what string) error {
 	if u.User != nil {
 		return fmt.Errorf("%w: %s carries user info", ErrInvalidArgument, what)
 	}
+	if !c.underEndpointPath(u) {
+		return fmt.Errorf("%w: %s %q is outside the endpoint's path %s; refusing to send credentials there",
+			ErrInvalidArgument, what, safeURL(u.String()), c.origin.Path)
+	}
 	return nil
+}
+
+// underEndpointPath reports whether u's path lies below the endpoint's path. It reads the
+// decoded path, so an encoded slash or dot counts as the separator or dot it may become behind a
+// proxy, and it refuses dot segments and backslashes outright (the service sends neither, and a
+// server may resolve them to somewhere outside the prefix). The comparison is case-sensitive:
+// /DI is not /di on a gateway that routes by path.
+func (c *Client) underEndpointPath(u *url.URL) bool {
+	p := u.Path
+	if strings.Contains(p, `\`) {
+		return false
+	}
+	for seg := range strings.SplitSeq(p, "/") {
+		if seg == "." || seg == ".." {
+			return false
+		}
+	}
+	prefix := c.origin.Path // parseEndpoint trimmed its trailing slashes
+	return prefix == "" || p == prefix || strings.HasPrefix(p, prefix+"/")
+}
+
+// resolve reads a URL reference the service sent relative to the endpoint taken as a directory,
+// so a path-relative reference stays below the endpoint's path.
+func (c *Client) resolve(ref *url.URL) *url.URL {
+	base := *c.origin
+	base.Path += "/"
+	return base.ResolveReference(ref)
 }
 
 func sameHost(a, b *url.URL) bool {

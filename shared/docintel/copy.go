@@ -446,10 +446,18 @@ func (c *Client) CopyTo(ctx context.Context, kind Kind, sourceID string, auth *A
 	if loc == "" {
 		return "", fmt.Errorf("docintel: copyTo: HTTP %d without Operation-Location [apim-request-id %s]", resp.status, resp.header.Get("apim-request-id"))
 	}
-	u, err := url.Parse(loc)
+	ref, err := url.Parse(loc)
 	if err != nil {
-		return "", fmt.Errorf("docintel: copyTo: Operation-Location is not a URL")
+		return "", fmt.Errorf("%w: copyTo was accepted but its Operation-Location is not a URL [apim-request-id %s]",
+			ErrInvalidArgument, resp.header.Get("apim-request-id"))
 	}
 	// A relative Operation-Location (only emulators send one) is taken relative to the endpoint.
-	return c.origin.ResolveReference(u).String(), nil
+	// Checked now, not only when polled: the caller stores the URL and polls it with the source's
+	// credential, so one that leaves the endpoint is refused before it is kept anywhere. The copy
+	// may run all the same; the caller finds it in the operation list or in the target.
+	u := c.resolve(ref)
+	if err := c.checkOrigin(u, "Operation-Location"); err != nil {
+		return "", fmt.Errorf("docintel: copyTo was accepted but %w [apim-request-id %s]", err, resp.header.Get("apim-request-id"))
+	}
+	return u.String(), nil
 }

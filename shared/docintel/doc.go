@@ -22,8 +22,8 @@
 // Every call gets Options.CallTimeout as deadline, retries included, or its context's deadline
 // when that comes first. The default transport (NewHTTPClient) bounds each try on its own too
 // (dial, TLS handshake, response headers). It does not follow redirects, which would hand the key
-// to another host, and the client refuses operation URLs and nextLinks that leave the endpoint's
-// host for the same reason.
+// to another host, and the client refuses Operation-Locations (as soon as CopyTo receives one),
+// operation URLs and nextLinks that leave the endpoint, its host or its path, for the same reason.
 //
 // Every non-2xx answer is an *Error, parsed from any of the shapes the service uses (v3/v4 error
 // with innererror or innerError chains, v2.1's numeric codes, the gateway's and APIM's bodies,

@@ -132,8 +132,8 @@ type wireV21CopyResultBody struct {
 // "copyresults" in Operation-Location while the spec says copyResults.
 var v21CopyResultPath = regexp.MustCompile(`(?i)/custom/models/([^/]+)/copyresults/([^/]+)$`)
 
-// GetOperation polls one operation by the URL CopyTo returned. The URL must be on the endpoint's
-// host. A failed copy is a successful call: see Operation.Status and Operation.Error (v2.1 serves
+// GetOperation polls one operation by the URL CopyTo returned. The URL must be below the endpoint
+// (its host and path). A failed copy is a successful call: see Operation.Status and Operation.Error (v2.1 serves
 // failed copy results with HTTP 200; they are mapped the same way).
 func (c *Client) GetOperation(ctx context.Context, operationURL string) (*Operation, error) {
 	u, err := url.Parse(strings.TrimSpace(operationURL))
@@ -341,7 +341,7 @@ func failSeq[T any](err error) iter.Seq2[T, error] {
 }
 
 // pages walks a paged list: GET first, then each nextLink (resolved against the page it came
-// from, on the endpoint's host only, with api-version added when missing) until it is empty.
+// from, below the endpoint only, with api-version added when missing) until it is empty.
 func pages[T any](c *Client, ctx context.Context, op, first string, decode func([]byte) ([]T, string, error)) iter.Seq2[T, error] {
 	return func(yield func(T, error) bool) {
 		var zero T
