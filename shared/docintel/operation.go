@@ -133,8 +133,8 @@ type wireV21CopyResultBody struct {
 var v21CopyResultPath = regexp.MustCompile(`(?i)/custom/models/([^/]+)/copyresults/([^/]+)$`)
 
 // GetOperation polls one operation by the URL CopyTo returned. The URL must be below the endpoint
-// (its host and path). A failed copy is a successful call: see Operation.Status and Operation.Error (v2.1 serves
-// failed copy results with HTTP 200; they are mapped the same way).
+// (its host and path). A failed copy is a successful call: see Operation.Status and
+// Operation.Error (v2.1 serves failed copy results with HTTP 200; they are mapped the same way).
 func (c *Client) GetOperation(ctx context.Context, operationURL string) (*Operation, error) {
 	u, err := url.Parse(strings.TrimSpace(operationURL))
 	if err != nil {
