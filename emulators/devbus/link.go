@@ -16,6 +16,9 @@ const (
 	suffixMgmt     = "$management"
 	condLockLost   = amqpframe.Symbol("com.microsoft:message-lock-lost")
 	condDeadLetter = amqpframe.Symbol("com.microsoft:dead-letter")
+
+	condMessageNotFound = amqpframe.Symbol("com.microsoft:message-not-found")
+	condArgumentError   = amqpframe.Symbol("com.microsoft:argument-error")
 )
 
 // linkKind is what a link does, decided from its role and address at attach.

@@ -72,6 +72,11 @@ func (c *conn) handleRequest(l *link, id uint32, settled bool, data []byte) {
 			},
 			Value: rep.value,
 		}
+		// Service Bus names the error of a failed management request too; the .NET
+		// client picks the exception it throws by it (lock lost, message not found, ...).
+		if cond := errorCondition(rep.status); cond != "" && l.kind == linkMgmt {
+			resp.ApplicationProperties["errorCondition"] = amqp.Symbol(cond)
+		}
 		payload, merr := resp.MarshalBinary()
 		if merr != nil {
 			c.log.Error("devbus: encoding a management reply", "err", merr)
@@ -245,6 +250,24 @@ func (c *conn) updateDisposition(q *queue, dead bool, body map[string]any) (mgmt
 		}
 	}
 	return ok(map[string]any{}), syncPoint{}
+}
+
+// errorCondition is the AMQP error condition Service Bus gives with a management status
+// code; "" for success.
+func errorCondition(status int) amqpframe.Symbol {
+	switch {
+	case status < 300:
+		return ""
+	case status == statusGone:
+		return condLockLost
+	case status == statusNotFound:
+		return condMessageNotFound
+	case status == statusBadRequest:
+		return condArgumentError
+	case status == statusNotImplemented:
+		return amqpframe.ErrNotImplemented
+	}
+	return amqpframe.ErrInternal
 }
 
 func ok(v any) mgmtReply { return mgmtReply{status: statusOK, description: "OK", value: v} }

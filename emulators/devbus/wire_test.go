@@ -237,20 +237,21 @@ func TestManagementAnswersEveryRequest(t *testing.T) {
 		statusKey string
 		status    int32
 		desc      string
+		cond      string // errorCondition of management replies (a symbol; go-amqp reads it as a string)
 	}{
 		{"unknown operation", "q/$management", map[string]any{"operation": "com.microsoft:frobnicate"}, nil,
-			"statusCode", 501, `does not implement the management operation "com.microsoft:frobnicate"`},
-		{"no operation", "q/$management", map[string]any{}, nil, "statusCode", 400, "without an operation"},
+			"statusCode", 501, `does not implement the management operation "com.microsoft:frobnicate"`, "amqp:not-implemented"},
+		{"no operation", "q/$management", map[string]any{}, nil, "statusCode", 400, "without an operation", "com.microsoft:argument-error"},
 		{"malformed body", "q/$management", map[string]any{"operation": "com.microsoft:renew-lock"},
-			map[string]any{"lock-tokens": "nope"}, "statusCode", 400, "lock-tokens"},
+			map[string]any{"lock-tokens": "nope"}, "statusCode", 400, "lock-tokens", "com.microsoft:argument-error"},
 		{"unknown lock token", "q/$management", map[string]any{"operation": "com.microsoft:renew-lock"},
-			map[string]any{"lock-tokens": []amqp.UUID{{1}}}, "statusCode", 410, "MessageLockLost"},
+			map[string]any{"lock-tokens": []amqp.UUID{{1}}}, "statusCode", 410, "MessageLockLost", "com.microsoft:message-lock-lost"},
 		{"session operation", "q/$management", map[string]any{"operation": "com.microsoft:renew-session-lock"},
-			map[string]any{"session-id": "s"}, "statusCode", 501, "renew-session-lock"},
+			map[string]any{"session-id": "s"}, "statusCode", 501, "renew-session-lock", "amqp:not-implemented"},
 		{"cbs put-token", "$cbs", map[string]any{"operation": "put-token", "type": "servicebus.windows.net:sastoken",
 			"name": "amqp://x/q", "expiration": time.Now().Add(time.Hour)}, "SharedAccessSignature sr=x&sig=secret",
-			"status-code", 202, "Accepted"},
-		{"cbs other operation", "$cbs", map[string]any{"operation": "delete-token"}, nil, "status-code", 501, "put-token only"},
+			"status-code", 202, "Accepted", ""},
+		{"cbs other operation", "$cbs", map[string]any{"operation": "delete-token"}, nil, "status-code", 501, "put-token only", ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -261,6 +262,11 @@ func TestManagementAnswersEveryRequest(t *testing.T) {
 			descKey := strings.Replace(strings.Replace(tc.statusKey, "Code", "Description", 1), "code", "description", 1)
 			if d, _ := resp.ApplicationProperties[descKey].(string); !strings.Contains(d, tc.desc) {
 				t.Errorf("%s = %q, want it to contain %q", descKey, d, tc.desc)
+			}
+			// Failed management requests name their error as Service Bus does (the .NET
+			// client picks its exception by it).
+			if got, _ := resp.ApplicationProperties["errorCondition"].(string); got != tc.cond {
+				t.Errorf("errorCondition = %q, want %q", got, tc.cond)
 			}
 		})
 	}
