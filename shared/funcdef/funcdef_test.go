@@ -1,6 +1,7 @@
 package funcdef
 
 import (
+	"strings"
 	"testing"
 	"testing/fstest"
 
@@ -59,5 +60,80 @@ func TestExpand(t *testing.T) {
 	}
 	if s := Settings("%A% and %QUEUE%"); len(s) != 2 || s[0] != "A" || s[1] != "QUEUE" {
 		t.Errorf("Settings = %v", s)
+	}
+}
+
+func TestVerify(t *testing.T) {
+	httpDef := Function{Name: "authorize", Bindings: []Binding{
+		{Type: HTTPTrigger, Direction: "in", Name: "req", Methods: []string{"post"}, Route: "replications"},
+		{Type: "http", Direction: "out", Name: "res"}}}
+	timerDef := Function{Name: "poll", Bindings: []Binding{{Type: TimerTrigger, Direction: "in", Name: "timer", Schedule: "*/5 * * * * *"}}}
+	queueDef := Function{Name: "startcopy", Bindings: []Binding{{Type: ServiceBusTrigger, Direction: "in", Name: "message", QueueName: "%Q%"}}}
+	httpSpec := Spec{Name: "authorize", Trigger: HTTPTrigger, Binding: "req", Methods: []string{"POST"}, Route: "replications", Output: "res"}
+	timerSpec := Spec{Name: "poll", Trigger: TimerTrigger, Binding: "timer"}
+	queueSpec := Spec{Name: "startcopy", Trigger: ServiceBusTrigger, Binding: "message"}
+	with := func(s Spec, f func(*Spec)) Spec { f(&s); return s }
+	tests := []struct {
+		name  string
+		table []Spec
+		defs  []Function
+		want  []string // parts of the error; none: it passes
+	}{
+		{"agree", []Spec{httpSpec, timerSpec, queueSpec}, []Function{httpDef, timerDef, queueDef}, nil},
+		{"entry without folder", []Spec{httpSpec, timerSpec}, []Function{httpDef},
+			[]string{"function poll is in the function table but functions/poll/function.json does not exist"}},
+		{"folder without entry", []Spec{httpSpec}, []Function{httpDef, timerDef},
+			[]string{"functions/poll/function.json has no entry in the function table"}},
+		{"twice", []Spec{httpSpec, httpSpec}, []Function{httpDef}, []string{"function authorize is in the function table twice"}},
+		{"trigger", []Spec{with(timerSpec, func(s *Spec) { s.Trigger = HTTPTrigger })}, []Function{timerDef},
+			[]string{"function poll", `trigger "timerTrigger", the function table "httpTrigger"`}},
+		{"binding", []Spec{with(queueSpec, func(s *Spec) { s.Binding = "msg" })}, []Function{queueDef},
+			[]string{"function startcopy", "trigger binding name"}},
+		{"route", []Spec{with(httpSpec, func(s *Spec) { s.Route = "replicas" })}, []Function{httpDef},
+			[]string{"function authorize", `route "replications", the function table "replicas"`}},
+		{"methods", []Spec{with(httpSpec, func(s *Spec) { s.Methods = []string{"get"} })}, []Function{httpDef},
+			[]string{"function authorize", `methods "POST", the function table "GET"`}},
+		{"output", []Spec{with(httpSpec, func(s *Spec) { s.Output = "$return" })}, []Function{httpDef},
+			[]string{"http output binding"}},
+		{"two at once", []Spec{with(httpSpec, func(s *Spec) { s.Route = "x" }), timerSpec}, []Function{httpDef},
+			[]string{"route", "function poll is in the function table"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := Verify(tt.table, tt.defs)
+			if len(tt.want) == 0 {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatal("passed")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("%q does not say %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestRoutePrefix(t *testing.T) {
+	tests := []struct{ name, hostJSON, want string }{
+		{"set", `{"extensions":{"http":{"routePrefix":"v1"}}}`, "v1"},
+		{"empty", `{"extensions":{"http":{"routePrefix":""}}}`, ""},
+		{"unset", `{"version":"2.0"}`, "api"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := RoutePrefix(fstest.MapFS{"host.json": {Data: []byte(tt.hostJSON)}}, "host.json")
+			if err != nil || got != tt.want {
+				t.Errorf("RoutePrefix = %q, %v; want %q", got, err, tt.want)
+			}
+		})
+	}
+	if got, err := RoutePrefix(dimirror.Functions, "host.json"); err != nil || got != "api" {
+		t.Errorf("the project's host.json: %q, %v", got, err)
 	}
 }
