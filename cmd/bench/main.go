@@ -47,6 +47,7 @@ type options struct {
 	binary, logDir, out, goBench, chaosSummary, only string
 	saveJSON, fromJSON                               string
 	overheadModels, throughputModels, lagModels      int
+	pacingModels                                     int
 	coldStarts                                       int
 }
 
@@ -61,9 +62,10 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 	fs.StringVar(&o.chaosSummary, "chaos-summary", "", "a file with `make chaos` output; its summary line is quoted in the report")
 	fs.StringVar(&o.saveJSON, "json", "", "also write the measurements as JSON here (to render again with -from)")
 	fs.StringVar(&o.fromJSON, "from", "", "render the report from measurements saved with -json instead of measuring")
-	fs.StringVar(&o.only, "only", "", "comma list of the figures to measure: coldstart, overhead, baseline, lag, throughput (default all)")
+	fs.StringVar(&o.only, "only", "", "comma list of the figures to measure: coldstart, overhead, baseline, lag, throughput, pacing (default all)")
 	fs.IntVar(&o.overheadModels, "overhead-models", 30, "overhead and baseline runs: webhook requests, each copying into 2 targets")
-	fs.IntVar(&o.throughputModels, "throughput-models", 1000, "throughput run: models, each copied into 2 targets")
+	fs.IntVar(&o.throughputModels, "throughput-models", 300, "throughput run (one instance, S0): models, each copied into 2 targets")
+	fs.IntVar(&o.pacingModels, "pacing-models", 300, "pacing runs (2 and 4 instances, unknown limits, a competing client): models, each copied into 2 targets")
 	fs.IntVar(&o.lagModels, "lag-models", 20, "automatic-copy run: models built on the source")
 	fs.IntVar(&o.coldStarts, "cold-starts", 10, "cold start: how many starts")
 	fs.Usage = func() {
@@ -76,16 +78,16 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 		}
 		return 2
 	}
-	for name, n := range map[string]int{"overhead-models": o.overheadModels, "throughput-models": o.throughputModels, "lag-models": o.lagModels, "cold-starts": o.coldStarts} {
+	for name, n := range map[string]int{"overhead-models": o.overheadModels, "throughput-models": o.throughputModels, "pacing-models": o.pacingModels, "lag-models": o.lagModels, "cold-starts": o.coldStarts} {
 		if n < 1 {
 			fmt.Fprintf(stderr, "bench: -%s must be at least 1\n", name)
 			return 2
 		}
 	}
-	known := map[string]bool{"coldstart": true, "overhead": true, "baseline": true, "lag": true, "throughput": true}
+	known := map[string]bool{"coldstart": true, "overhead": true, "baseline": true, "lag": true, "throughput": true, "pacing": true}
 	for _, f := range strings.Split(o.only, ",") {
 		if f = strings.TrimSpace(f); f != "" && !known[f] {
-			fmt.Fprintf(stderr, "bench: -only: unknown figure %q (coldstart, overhead, baseline, lag, throughput)\n", f)
+			fmt.Fprintf(stderr, "bench: -only: unknown figure %q (coldstart, overhead, baseline, lag, throughput, pacing)\n", f)
 			return 2
 		}
 	}
@@ -226,8 +228,31 @@ func measure(ctx context.Context, o options, stderr io.Writer) (*bench.Report, e
 		}
 		rep.Throughput = &r
 	}
+	if want("pacing") {
+		// Beside the one-instance S0 run above (which is also the "5 management calls/s" run).
+		for _, p := range pacingRuns {
+			r, err := env.Throughput(ctx, bench.ThroughputOptions{Models: o.pacingModels, CopyDuration: copyDuration,
+				PollSchedule: bench.DefaultPollSchedule, Parallel: 8, Instances: p.Instances, ManagementLimit: p.ManagementLimit,
+				Competitor: p.Competitor, Label: p.Label})
+			if err != nil {
+				return nil, fmt.Errorf("pacing, %s: %w", p.Label, err)
+			}
+			rep.Pacing = append(rep.Pacing, r)
+		}
+	}
 	rep.Elapsed = time.Since(rep.Started)
 	return rep, nil
+}
+
+// pacingRuns are the runs beside the one-instance S0 throughput run: more instances sharing the
+// queue, management limits dimirror was not told (5/s is the S0 run), and a client using 1 call/s
+// of the source's management budget throughout.
+var pacingRuns = []bench.ThroughputOptions{
+	{Label: "2 instances, S0", Instances: 2},
+	{Label: "4 instances, S0", Instances: 4},
+	{Label: "one instance, resources allowing 2 management calls/s", Instances: 1, ManagementLimit: 2},
+	{Label: "one instance, resources allowing 15 management calls/s", Instances: 1, ManagementLimit: 15},
+	{Label: "one instance, S0, a client using 1 management call/s of the source", Instances: 1, Competitor: 1},
 }
 
 // benchLines keeps the benchmark result lines and the header of `go test -bench` output.

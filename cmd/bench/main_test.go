@@ -17,6 +17,7 @@ func TestFlagsAreChecked(t *testing.T) {
 	}{
 		{[]string{"-only", "overhead,speed"}, 2, `unknown figure "speed"`},
 		{[]string{"-throughput-models", "0"}, 2, "-throughput-models must be at least 1"},
+		{[]string{"-pacing-models", "-1"}, 2, "-pacing-models must be at least 1"},
 		{[]string{"-nope"}, 2, "flag provided but not defined"},
 		{[]string{"-h"}, 0, "Usage: go run ./cmd/bench"},
 		{[]string{"-dimirror", filepath.Join(t.TempDir(), "missing")}, 1, "not a file"},
