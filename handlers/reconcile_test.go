@@ -42,8 +42,11 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec := &reconcile.Reconciler{Engine: engine, Source: f.src, Meta: f.store, Now: c.Now,
-		Targets: map[string]reconcile.Lister{"westus2": w.Resource("westus2"), "eastus": w.Resource("eastus")}}
+	rec, err := reconcile.New(reconcile.Reconciler{Engine: engine, Source: f.src, Meta: f.store, Now: c.Now,
+		Targets: map[string]reconcile.Lister{"westus2": w.Resource("westus2"), "eastus": w.Resource("eastus")}})
+	if err != nil {
+		t.Fatal(err)
+	}
 	f.rec = rec
 	f.app = &handlers.Functions{Replicas: engine, Requests: engine, Copies: engine, Poller: engine, Reconciler: rec}
 	return f

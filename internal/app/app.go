@@ -180,9 +180,13 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, o Options) (
 	}); err != nil {
 		return nil, err
 	}
+	rec, err := a.newReconciler()
+	if err != nil {
+		return nil, err
+	}
 	// The functions see the engine through the small interfaces they declare.
 	a.Handlers = &handlers.Functions{Replicas: a.Engine, Requests: a.Engine, Copies: a.Engine, Poller: a.Engine,
-		Reconciler: a.newReconciler(), Log: log}
+		Reconciler: rec, Log: log}
 	return a, nil
 }
 

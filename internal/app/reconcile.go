@@ -51,7 +51,7 @@ func (p *pacers) transport(endpoint string) policy.Transporter {
 }
 
 // newReconciler wires the watch and the sweep to the engine, the table and the resources.
-func (a *App) newReconciler() *reconcile.Reconciler {
+func (a *App) newReconciler() (*reconcile.Reconciler, error) {
 	targets := make(map[string]reconcile.Lister, len(a.Targets))
 	for name, c := range a.Targets {
 		targets[name] = resources.NewListing(c)
@@ -60,7 +60,7 @@ func (a *App) newReconciler() *reconcile.Reconciler {
 	if a.Config.ManagementRate > 0 {
 		starts = rate.NewLimiter(rate.Limit(a.Config.ManagementRate), max(1, len(targets)))
 	}
-	return &reconcile.Reconciler{
+	return reconcile.New(reconcile.Reconciler{
 		Engine:  a.Engine,
 		Source:  resources.NewListing(a.Source),
 		Targets: targets,
@@ -71,5 +71,5 @@ func (a *App) newReconciler() *reconcile.Reconciler {
 		// pacing the starts keeps both under the management limit.
 		Starts: starts,
 		Log:    a.Log,
-	}
+	})
 }

@@ -55,11 +55,15 @@ func newEnv(t *testing.T, tweak ...func(*replication.Policy)) *env {
 		t.Fatal(err)
 	}
 	e.engine = eng
-	e.rec = &reconcile.Reconciler{
+	rec, err := reconcile.New(reconcile.Reconciler{
 		Engine: e.engine, Source: e.src,
 		Targets: map[string]reconcile.Lister{"westus2": e.west, "eastus": e.east},
 		Meta:    e.store, Now: c.Now, Log: log,
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
+	e.rec = rec
 	return e
 }
 
@@ -72,7 +76,14 @@ func (e *env) useSource(src replication.Resource) {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	e.engine, e.rec.Engine = eng, eng
+	e.engine = eng
+	cfg2 := *e.rec
+	cfg2.Engine = eng
+	rec, err := reconcile.New(cfg2)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.rec = rec
 }
 
 func (e *env) sweep(dry bool) *reconcile.Plan {

@@ -51,6 +51,8 @@ type Reconciler struct {
 	Starts Throttle
 	Now    func() time.Time
 	Log    *slog.Logger
+
+	built bool // by New, which validated the wiring
 }
 
 const (
@@ -88,7 +90,28 @@ func (r *Reconciler) expiryWindow() time.Duration {
 
 func (r *Reconciler) replace() bool { return r.Engine.Policy().Replace }
 
-// check reports a reconciler that is not wired up, instead of a nil dereference later.
+// New validates the reconciler's wiring once (the engine, the listers of the source and of every
+// target, the meta store, the filter's globs) and returns it ready to run; a pass of a
+// Reconciler not built by New refuses to run instead of failing on a nil dependency midway.
+func New(c Reconciler) (*Reconciler, error) {
+	if err := c.check(); err != nil {
+		return nil, err
+	}
+	c.built = true
+	return &c, nil
+}
+
+// errNotBuilt is a pass of a reconciler New did not build.
+var errNotBuilt = errors.New("reconcile: the reconciler was not built with reconcile.New")
+
+func (r *Reconciler) ready() error {
+	if r == nil || !r.built {
+		return errNotBuilt
+	}
+	return nil
+}
+
+// check reports a reconciler that is not wired up.
 func (r *Reconciler) check() error {
 	switch {
 	case r == nil || r.Engine == nil:

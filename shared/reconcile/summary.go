@@ -50,7 +50,7 @@ type Lag struct {
 
 // Summary computes the freshness figures from every replica row and the last reports.
 func (r *Reconciler) Summary(ctx context.Context) (*Summary, error) {
-	if err := r.check(); err != nil {
+	if err := r.ready(); err != nil {
 		return nil, err
 	}
 	idx, err := r.readRows(ctx)

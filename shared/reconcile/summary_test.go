@@ -2,6 +2,7 @@ package reconcile_test
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -74,19 +75,34 @@ func TestSummaryFigures(t *testing.T) {
 
 func TestReconcilerChecksItsWiring(t *testing.T) {
 	e := newEnv(t)
-	broken := *e.rec
-	broken.Targets = map[string]reconcile.Lister{"westus2": e.west}
-	if _, err := broken.Sweep(e.ctx, reconcile.SweepOptions{}); err == nil {
-		t.Error("a target without a lister was accepted")
+	good := *e.rec
+	tests := []struct {
+		name   string
+		mutate func(r *reconcile.Reconciler)
+		want   string
+	}{
+		{"a target without a lister", func(r *reconcile.Reconciler) { r.Targets = map[string]reconcile.Lister{"westus2": e.west} }, "target eastus has no lister"},
+		{"no engine", func(r *reconcile.Reconciler) { r.Engine = nil }, "no replication engine"},
+		{"no source lister", func(r *reconcile.Reconciler) { r.Source = nil }, "no source lister"},
+		{"no meta store", func(r *reconcile.Reconciler) { r.Meta = nil }, "no meta store"},
+		{"a malformed filter", func(r *reconcile.Reconciler) { r.Filter = reconcile.Filter{Include: []string{"[z-"}} }, "malformed"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			broken := good
+			tt.mutate(&broken)
+			if _, err := reconcile.New(broken); err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("New: %v, want an error naming %q", err, tt.want)
+			}
+		})
 	}
 	var none *reconcile.Reconciler
 	if _, err := none.Watch(e.ctx); err == nil {
 		t.Error("a nil reconciler did not say so")
 	}
-	bad := *e.rec
-	bad.Filter = reconcile.Filter{Include: []string{"[z-"}}
-	if _, err := bad.Summary(e.ctx); err == nil {
-		t.Error("a malformed filter was accepted")
+	unbuilt := reconcile.Reconciler{Engine: good.Engine, Source: good.Source, Targets: good.Targets, Meta: good.Meta}
+	if _, err := unbuilt.Sweep(e.ctx, reconcile.SweepOptions{}); err == nil || !strings.Contains(err.Error(), "reconcile.New") {
+		t.Errorf("a reconciler not built by New ran: %v", err)
 	}
 }
 

@@ -36,7 +36,7 @@ type SweepOptions struct {
 // mistaken for a missing one, and an orphan is checked against the source again just before it
 // is deleted.
 func (r *Reconciler) Sweep(ctx context.Context, o SweepOptions) (*Plan, error) {
-	if err := r.check(); err != nil {
+	if err := r.ready(); err != nil {
 		return nil, err
 	}
 	plan := &Plan{Run: runSweep, DryRun: o.DryRun, Started: r.now(), Targets: r.Engine.TargetNames(), Entries: []Entry{}}

@@ -30,7 +30,7 @@ const (
 // then its dependencies are requested and it waits on a list every pass works through. When a
 // request fails the watermark stays, so the next pass sees the same operations again.
 func (r *Reconciler) Watch(ctx context.Context) (*Plan, error) {
-	if err := r.check(); err != nil {
+	if err := r.ready(); err != nil {
 		return nil, err
 	}
 	plan := &Plan{Run: runWatch, Started: r.now(), Targets: r.Engine.TargetNames(), Entries: []Entry{}}
