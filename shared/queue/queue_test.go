@@ -299,7 +299,9 @@ func TestLoopCarriesOutTheOutcome(t *testing.T) {
 		{"complete", replication.Outcome{Settle: replication.SettleComplete},
 			func(st devbus.QueueStats) bool { return st.Completed == 1 }},
 		{"dead-letter", replication.Outcome{Settle: replication.SettleDeadLetter, Reason: replication.DeadLetterPoison, Err: &replication.PoisonError{Reason: "bad"}},
-			func(st devbus.QueueStats) bool { return st.DeadLettered == 1 && st.DeadLetterReasons[replication.DeadLetterPoison] == 1 }},
+			func(st devbus.QueueStats) bool {
+				return st.DeadLettered == 1 && st.DeadLetterReasons[replication.DeadLetterPoison] == 1
+			}},
 		{"retry until the max delivery count", replication.Outcome{Settle: replication.SettleRetry, Err: errors.New("down")},
 			func(st devbus.QueueStats) bool { return st.Abandoned == 3 && st.DeadLettered == 1 }},
 	}
