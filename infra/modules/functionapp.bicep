@@ -179,6 +179,11 @@ var appSettings = {
   DIMIRROR_TARGETS: join(targetEntries, ',')
   DIMIRROR_TARGET_KEYS: empty(targetKeysSecretName) ? '' : '@Microsoft.KeyVault(${keyVaultRef}${targetKeysSecretName})'
   DIMIRROR_API_VERSION: apiVersion
+  // The rules form (several sources, two-way rules) is exclusive with the source + targets
+  // form this template deploys, so it stays empty here; README, "Replication rules".
+  DIMIRROR_RESOURCES: ''
+  DIMIRROR_RESOURCE_KEYS: ''
+  DIMIRROR_RULES: ''
   // Service Bus: read by dimirror's sender and by the host's trigger (connection ServiceBusConnection).
   ServiceBusConnection__fullyQualifiedNamespace: serviceBusNamespace
   ServiceBusConnection__credential: 'managedidentity'

@@ -10,7 +10,9 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path"
 	"reflect"
+	"slices"
 	"strings"
 	"time"
 
@@ -21,8 +23,18 @@ import (
 
 // Config is the validated configuration.
 type Config struct {
+	// Source and Targets are the legacy form (DIMIRROR_SOURCE_* + DIMIRROR_TARGETS). In the
+	// rules form (DIMIRROR_RESOURCES + DIMIRROR_RULES) Source is empty and Targets lists every
+	// resource some rule copies into, so code that looks a target up by name keeps working.
 	Source  Source
 	Targets []Target
+	// Resources lists every resource by name and Rules says what is copied where, in both forms:
+	// the legacy form is the resource LegacySourceName plus the targets, with one rule from the
+	// source to each target.
+	Resources []Resource
+	Rules     []Rule
+	// Legacy is true when the settings use the DIMIRROR_SOURCE_* + DIMIRROR_TARGETS form.
+	Legacy bool
 	// APIVersion is DIMIRROR_API_VERSION, the default for the source and every target.
 	APIVersion docintel.APIVersion
 
@@ -104,6 +116,66 @@ type Target struct {
 	Degrade bool
 }
 
+// Resource is one Document Intelligence resource of the rules form; a target of the legacy form
+// is the same thing.
+type Resource = Target
+
+// LegacySourceName names the DIMIRROR_SOURCE_* resource among Resources and in replica rows.
+const LegacySourceName = "source"
+
+// Rule copies what From holds (its own models and the copies it received) into To. Include,
+// Exclude and Kinds narrow the rule beyond DIMIRROR_INCLUDE / DIMIRROR_EXCLUDE.
+type Rule struct {
+	From, To         string
+	Include, Exclude []string
+	// Kinds lists "model" and/or "classifier"; empty means both.
+	Kinds []string
+}
+
+func (r Rule) String() string { return r.From + ">" + r.To }
+
+// Matches reports whether the rule's own filters select an item of kind with id (the global
+// DIMIRROR_INCLUDE / DIMIRROR_EXCLUDE apply on top).
+func (r Rule) Matches(kind, id string) bool {
+	if len(r.Kinds) > 0 && !slices.Contains(r.Kinds, kind) {
+		return false
+	}
+	if len(r.Include) > 0 && !globsMatch(r.Include, id) {
+		return false
+	}
+	return !globsMatch(r.Exclude, id)
+}
+
+func globsMatch(globs []string, id string) bool {
+	for _, g := range globs {
+		if ok, _ := path.Match(g, id); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// Resource returns the resource called name (rules form or legacy form alike).
+func (c *Config) Resource(name string) (Resource, bool) {
+	for _, r := range c.Resources {
+		if r.Name == name {
+			return r, true
+		}
+	}
+	return Resource{}, false
+}
+
+// SourceNames lists, in settings order, every resource some rule copies from.
+func (c *Config) SourceNames() []string {
+	var out []string
+	for _, r := range c.Rules {
+		if !slices.Contains(out, r.From) {
+			out = append(out, r.From)
+		}
+	}
+	return out
+}
+
 // ServiceBus holds exactly one of a connection string or a namespace (managed identity).
 type ServiceBus struct {
 	ConnectionString string
@@ -141,6 +213,9 @@ type settings struct {
 	Targets          string `envconfig:"DIMIRROR_TARGETS"`
 	TargetKeys       string `envconfig:"DIMIRROR_TARGET_KEYS"`
 	APIVersion       string `envconfig:"DIMIRROR_API_VERSION" default:"2024-11-30"`
+	Resources        string `envconfig:"DIMIRROR_RESOURCES"`
+	ResourceKeys     string `envconfig:"DIMIRROR_RESOURCE_KEYS"`
+	Rules            string `envconfig:"DIMIRROR_RULES"`
 
 	ServiceBusConnection string `envconfig:"ServiceBusConnection" ignored:"true"`
 	ServiceBusNamespace  string `envconfig:"ServiceBusConnection__fullyQualifiedNamespace" ignored:"true"`

@@ -265,7 +265,7 @@ func TestInvalid(t *testing.T) {
 		{"target option twice", map[string]string{"DIMIRROR_TARGETS": "a=https://x/;degrade=true;degrade=false"}, "DIMIRROR_TARGETS", "option degrade given twice"},
 		{"target option without value", map[string]string{"DIMIRROR_TARGETS": "a=https://x/;region"}, "DIMIRROR_TARGETS", "option region has no value"},
 		{"target api version", map[string]string{"DIMIRROR_TARGETS": "a=https://x/;api-version=2021-09-30-preview"}, "DIMIRROR_TARGETS", `api-version "2021-09-30-preview" is not supported`},
-		{"target bad resource id", map[string]string{"DIMIRROR_TARGETS": "a=https://x/;resource-id=/subscriptions/s/accounts/a"}, "DIMIRROR_TARGETS", "resource-id must be the target's ARM ID"},
+		{"target bad resource id", map[string]string{"DIMIRROR_TARGETS": "a=https://x/;resource-id=/subscriptions/s/accounts/a"}, "DIMIRROR_TARGETS", "resource-id must be the resource's ARM ID"},
 		{"target bad region", map[string]string{"DIMIRROR_TARGETS": "a=https://x/;region=West Europe"}, "DIMIRROR_TARGETS", `region "West Europe" must be the lowercase ARM location`},
 		{"target bad degrade", map[string]string{"DIMIRROR_TARGETS": "a=https://x/;degrade=yes"}, "DIMIRROR_TARGETS", `degrade "yes" must be true or false`},
 		{"v2.1 target needs resource id and region", map[string]string{"DIMIRROR_TARGETS": "a=https://x/;api-version=2.1", "DIMIRROR_SOURCE_API_VERSION": "2.1"}, "DIMIRROR_TARGETS",
@@ -528,7 +528,7 @@ func TestValidateModes(t *testing.T) {
 func TestNames(t *testing.T) {
 	want := []string{
 		"DIMIRROR_SOURCE_ENDPOINT", "DIMIRROR_SOURCE_KEY", "DIMIRROR_SOURCE_API_VERSION", "DIMIRROR_TARGETS",
-		"DIMIRROR_TARGET_KEYS", "DIMIRROR_API_VERSION", "ServiceBusConnection", "ServiceBusConnection__fullyQualifiedNamespace",
+		"DIMIRROR_TARGET_KEYS", "DIMIRROR_API_VERSION", "DIMIRROR_RESOURCES", "DIMIRROR_RESOURCE_KEYS", "DIMIRROR_RULES", "ServiceBusConnection", "ServiceBusConnection__fullyQualifiedNamespace",
 		"DIMIRROR_QUEUE", "TableConnection", "TableConnection__tableServiceUri", "DIMIRROR_TABLE", "DIMIRROR_LISTEN",
 		"DIMIRROR_API_KEY", "FUNCTIONS_CUSTOMHANDLER_PORT", "FUNCTIONS_HTTPWORKER_PORT", "DIMIRROR_MAX_ATTEMPTS",
 		"DIMIRROR_RETRY_BASE", "DIMIRROR_RETRY_MAX", "DIMIRROR_CALL_TIMEOUT", "DIMIRROR_AUTH_MARGIN", "DIMIRROR_CLAIM_LEASE", "DIMIRROR_FOLLOW_FOR", "DIMIRROR_GIVE_UP_AFTER", "DIMIRROR_LOG_LEVEL",

@@ -102,32 +102,16 @@ func (s *settings) validate() (*Config, error) {
 	var globalOK bool
 	c.APIVersion, globalOK = parseVersion(&p, "DIMIRROR_API_VERSION", s.APIVersion)
 
-	// Source.
-	if s.SourceEndpoint == "" {
-		p.add("DIMIRROR_SOURCE_ENDPOINT", "required: set it to the source resource's endpoint, e.g. %s", endpointExample)
-	} else if ep, err := parseEndpoint(s.SourceEndpoint); err != nil {
-		p.add("DIMIRROR_SOURCE_ENDPOINT", "%v; use the resource's endpoint, e.g. %s", err, endpointExample)
-	} else {
-		c.Source.Endpoint = ep
-	}
-	c.Source.Key = s.SourceKey
-	c.Source.APIVersion = c.APIVersion
-	sourceOK := globalOK
-	if s.SourceAPIVersion != "" {
-		c.Source.APIVersion, sourceOK = parseVersion(&p, "DIMIRROR_SOURCE_API_VERSION", s.SourceAPIVersion)
-	}
-
-	c.Targets = parseTargets(&p, s.Targets, c.APIVersion, globalOK)
-	parseTargetKeys(&p, s.TargetKeys, c.Targets)
-	if sourceOK {
-		for _, t := range c.Targets {
-			// v2.1 and v3+ copy bodies differ (copyAuthorization+ticks vs the authorization
-			// object), so a copy cannot cross the two families.
-			if t.APIVersion != "" && (t.APIVersion == docintel.V2_1) != (c.Source.APIVersion == docintel.V2_1) {
-				p.add("DIMIRROR_TARGETS", "target %q uses api-version %s but the source uses %s: v2.1 and later versions cannot copy to each other; give both sides the same family (api-version=2.1 on the target, or DIMIRROR_SOURCE_API_VERSION)",
-					t.Name, t.APIVersion, c.Source.APIVersion)
-			}
-		}
+	// Resources: the rules form or the legacy source + targets pair, never both.
+	legacyGiven := s.SourceEndpoint != "" || s.SourceKey != "" || s.SourceAPIVersion != "" || s.Targets != "" || s.TargetKeys != ""
+	rulesGiven := s.Resources != "" || s.ResourceKeys != "" || s.Rules != ""
+	switch {
+	case rulesGiven && legacyGiven:
+		p.add("DIMIRROR_RESOURCES", "set either DIMIRROR_RESOURCES + DIMIRROR_RULES (+ DIMIRROR_RESOURCE_KEYS) or the older DIMIRROR_SOURCE_* + DIMIRROR_TARGETS (+ DIMIRROR_TARGET_KEYS), not both; to move to rules, name the source among DIMIRROR_RESOURCES, write one rule source>target per target and clear the older settings")
+	case rulesGiven:
+		c.validateRules(&p, s, globalOK)
+	default:
+		c.validateLegacy(&p, s, globalOK)
 	}
 
 	// Service Bus.
@@ -306,10 +290,194 @@ func parseEndpoint(s string) (string, error) {
 	return strings.TrimRight(u.String(), "/"), nil
 }
 
-func parseTargets(p *problems, s string, def docintel.APIVersion, defOK bool) []Target {
-	const setting = "DIMIRROR_TARGETS"
+// validateLegacy reads DIMIRROR_SOURCE_* and DIMIRROR_TARGETS: one source, one rule per target.
+func (c *Config) validateLegacy(p *problems, s *settings, globalOK bool) {
+	c.Legacy = true
+	if s.SourceEndpoint == "" {
+		p.add("DIMIRROR_SOURCE_ENDPOINT", "required: set it to the source resource's endpoint, e.g. %s (or describe every resource in DIMIRROR_RESOURCES and DIMIRROR_RULES)", endpointExample)
+	} else if ep, err := parseEndpoint(s.SourceEndpoint); err != nil {
+		p.add("DIMIRROR_SOURCE_ENDPOINT", "%v; use the resource's endpoint, e.g. %s", err, endpointExample)
+	} else {
+		c.Source.Endpoint = ep
+	}
+	c.Source.Key = s.SourceKey
+	c.Source.APIVersion = c.APIVersion
+	sourceOK := globalOK
+	if s.SourceAPIVersion != "" {
+		c.Source.APIVersion, sourceOK = parseVersion(p, "DIMIRROR_SOURCE_API_VERSION", s.SourceAPIVersion)
+	}
+
+	c.Targets = parseTargets(p, "DIMIRROR_TARGETS", "target", s.Targets, c.APIVersion, globalOK)
+	parseTargetKeys(p, "DIMIRROR_TARGET_KEYS", "DIMIRROR_TARGETS", "target", s.TargetKeys, c.Targets)
+	if sourceOK {
+		for _, t := range c.Targets {
+			// v2.1 and v3+ copy bodies differ (copyAuthorization+ticks vs the authorization
+			// object), so a copy cannot cross the two families.
+			if t.APIVersion != "" && (t.APIVersion == docintel.V2_1) != (c.Source.APIVersion == docintel.V2_1) {
+				p.add("DIMIRROR_TARGETS", "target %q uses api-version %s but the source uses %s: v2.1 and later versions cannot copy to each other; give both sides the same family (api-version=2.1 on the target, or DIMIRROR_SOURCE_API_VERSION)",
+					t.Name, t.APIVersion, c.Source.APIVersion)
+			}
+		}
+	}
+	// The source joins the resources under a fixed name, which rows and the API use for it.
+	c.Resources = []Resource{{Name: LegacySourceName, Endpoint: c.Source.Endpoint, Key: c.Source.Key, APIVersion: c.Source.APIVersion}}
+	for _, t := range c.Targets {
+		if t.Name == LegacySourceName {
+			p.add("DIMIRROR_TARGETS", "the target name %q is reserved for the DIMIRROR_SOURCE_ENDPOINT resource; rename the target", LegacySourceName)
+			continue
+		}
+		c.Resources = append(c.Resources, t)
+		c.Rules = append(c.Rules, Rule{From: LegacySourceName, To: t.Name})
+	}
+}
+
+// rulesFormat is how DIMIRROR_RULES is written.
+const rulesFormat = "from>to[;include=glob|glob][;exclude=glob|glob][;kinds=model|classifier], comma-separated, e.g. eastus>westus2,westus2>eastus"
+
+// validateRules reads DIMIRROR_RESOURCES, DIMIRROR_RESOURCE_KEYS and DIMIRROR_RULES.
+func (c *Config) validateRules(p *problems, s *settings, globalOK bool) {
+	c.Resources = parseTargets(p, "DIMIRROR_RESOURCES", "resource", s.Resources, c.APIVersion, globalOK)
+	parseTargetKeys(p, "DIMIRROR_RESOURCE_KEYS", "DIMIRROR_RESOURCES", "resource", s.ResourceKeys, c.Resources)
+	c.Rules = parseRules(p, s.Rules, c.Resources)
+	for _, r := range c.Rules {
+		if slices.ContainsFunc(c.Targets, func(t Target) bool { return t.Name == r.To }) {
+			continue
+		}
+		if t, ok := c.Resource(r.To); ok {
+			c.Targets = append(c.Targets, t)
+		}
+	}
+}
+
+// parseRules reads DIMIRROR_RULES against the resources. Every message names the rule and the fix.
+func parseRules(p *problems, s string, resources []Resource) []Rule {
+	const setting = "DIMIRROR_RULES"
 	if s == "" {
-		p.add(setting, "required: list the targets as %s", targetsFormat)
+		p.add(setting, "required with DIMIRROR_RESOURCES: say what is copied where as %s", rulesFormat)
+		return nil
+	}
+	names := make([]string, len(resources))
+	byName := map[string]Resource{}
+	for i, r := range resources {
+		names[i] = r.Name
+		byName[r.Name] = r
+	}
+	var rules []Rule
+	seen := map[string]bool{}
+	entries := 0
+	for i, entry := range strings.Split(s, ",") {
+		entry = strings.TrimSpace(entry)
+		if entry == "" {
+			continue
+		}
+		entries++
+		fields := strings.Split(entry, ";")
+		from, to, ok := strings.Cut(fields[0], ">")
+		from, to = strings.TrimSpace(from), strings.TrimSpace(to)
+		if !ok || from == "" || to == "" {
+			p.add(setting, "rule %d %q is not from>to; write %s", i+1, fields[0], rulesFormat)
+			continue
+		}
+		rule := Rule{From: from, To: to}
+		bad := func(format string, args ...any) {
+			p.add(setting, "rule %q: "+format, append([]any{rule.String()}, args...)...)
+		}
+		valid := true
+		for _, n := range []string{from, to} {
+			if _, known := byName[n]; !known && len(resources) > 0 { // none: DIMIRROR_RESOURCES's own problem says it
+				bad("no resource %q in DIMIRROR_RESOURCES (resources: %s); add it there or fix the name", n, listOrNone(names))
+				valid = false
+			}
+		}
+		if from == to {
+			bad("copies a resource into itself; remove the rule (a resource is never copied into itself)")
+			valid = false
+		}
+		if seen[rule.String()] {
+			bad("is given twice; keep one entry (put both entries' filters on it)")
+			valid = false
+		}
+		seen[rule.String()] = true
+		given := map[string]bool{}
+		for _, opt := range fields[1:] {
+			key, val, hasEq := strings.Cut(opt, "=")
+			key, val = strings.ToLower(strings.TrimSpace(key)), strings.TrimSpace(val)
+			if key == "" && !hasEq {
+				continue
+			}
+			switch {
+			case key != "include" && key != "exclude" && key != "kinds":
+				bad("unknown option %q; options are include, exclude and kinds", key)
+				valid = false
+				continue
+			case given[key]:
+				bad("option %s given twice; separate several values with |", key)
+				valid = false
+				continue
+			case !hasEq || val == "":
+				bad("option %s has no value; write %s=<value>", key, key)
+				valid = false
+				continue
+			}
+			given[key] = true
+			vals := splitValues(val)
+			switch key {
+			case "include", "exclude":
+				for _, g := range vals {
+					if _, err := path.Match(g, ""); err != nil {
+						bad("%s pattern %q is malformed; use path.Match syntax: * and ? wildcards, [a-z] classes", key, g)
+						valid = false
+					}
+				}
+				if key == "include" {
+					rule.Include = vals
+				} else {
+					rule.Exclude = vals
+				}
+			case "kinds":
+				for _, k := range vals {
+					if k != "model" && k != "classifier" {
+						bad("kind %q is unknown; use model, classifier or model|classifier", k)
+						valid = false
+					}
+				}
+				rule.Kinds = vals
+			}
+		}
+		if valid {
+			f, t := byName[from], byName[to]
+			if f.APIVersion != "" && t.APIVersion != "" && (f.APIVersion == docintel.V2_1) != (t.APIVersion == docintel.V2_1) {
+				bad("%s uses api-version %s and %s uses %s: v2.1 and later versions cannot copy to each other; remove the rule or give both resources the same family (api-version=... in DIMIRROR_RESOURCES)",
+					from, f.APIVersion, to, t.APIVersion)
+				valid = false
+			}
+		}
+		if valid {
+			rules = append(rules, rule)
+		}
+	}
+	if entries == 0 {
+		p.add(setting, "lists no rule; write %s", rulesFormat)
+	}
+	return rules
+}
+
+// splitValues splits a rule option's |-separated values (commas separate rules).
+func splitValues(s string) []string {
+	var out []string
+	for _, v := range strings.Split(s, "|") {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// parseTargets reads name=endpoint[;options] entries: DIMIRROR_TARGETS (noun "target") or
+// DIMIRROR_RESOURCES (noun "resource").
+func parseTargets(p *problems, setting, noun, s string, def docintel.APIVersion, defOK bool) []Target {
+	if s == "" {
+		p.add(setting, "required: list the %ss as %s", noun, targetsFormat)
 		return nil
 	}
 	var targets []Target
@@ -333,10 +501,10 @@ func parseTargets(p *problems, s string, def docintel.APIVersion, defOK bool) []
 			continue
 		}
 		bad := func(format string, args ...any) {
-			p.add(setting, "target %q: "+format, append([]any{name}, args...)...)
+			p.add(setting, noun+" %q: "+format, append([]any{name}, args...)...)
 		}
 		if seen[name] {
-			bad("named twice; target names must be unique")
+			bad("named twice; %s names must be unique", noun)
 			continue
 		}
 		seen[name] = true
@@ -360,7 +528,7 @@ func parseTargets(p *problems, s string, def docintel.APIVersion, defOK bool) []
 			switch {
 			case !known:
 				// Never echo the value: a key pasted here must not reach the logs.
-				bad("unknown option %q; options are api-version, resource-id, region and degrade (keys go in DIMIRROR_TARGET_KEYS)", key)
+				bad("unknown option %q; options are api-version, resource-id, region and degrade (keys go in %s)", key, keysSettingOf(setting))
 				ok = false
 				continue
 			case given[key]:
@@ -384,14 +552,14 @@ func parseTargets(p *problems, s string, def docintel.APIVersion, defOK bool) []
 				}
 			case "resource-id":
 				if len(val) > 1024 || !resourceIDRE.MatchString(val) {
-					bad("resource-id must be the target's ARM ID, /subscriptions/<id>/resourceGroups/<group>/providers/Microsoft.CognitiveServices/accounts/<name>")
+					bad("resource-id must be the resource's ARM ID, /subscriptions/<id>/resourceGroups/<group>/providers/Microsoft.CognitiveServices/accounts/<name>")
 					ok = false
 				} else {
 					t.ResourceID = val
 				}
 			case "region":
 				if !regionRE.MatchString(val) {
-					bad("region %q must be the lowercase ARM location of the target, e.g. westeurope", val)
+					bad("region %q must be the lowercase ARM location of the resource, e.g. westeurope", val)
 					ok = false
 				} else {
 					t.Region = val
@@ -425,19 +593,25 @@ func parseTargets(p *problems, s string, def docintel.APIVersion, defOK bool) []
 		if ok {
 			targets = append(targets, t)
 		} else {
-			targets = append(targets, Target{Name: name}) // keeps the name for DIMIRROR_TARGET_KEYS checks
+			targets = append(targets, Target{Name: name}) // keeps the name for the keys' checks
 		}
 	}
 	if entries == 0 {
-		p.add(setting, "lists no target; write %s", targetsFormat)
+		p.add(setting, "lists no %s; write %s", noun, targetsFormat)
 	}
 	return targets
 }
 
+func keysSettingOf(listSetting string) string {
+	if listSetting == "DIMIRROR_RESOURCES" {
+		return "DIMIRROR_RESOURCE_KEYS"
+	}
+	return "DIMIRROR_TARGET_KEYS"
+}
+
 // parseTargetKeys fills the targets' keys from name=key,... Entries are never echoed: a
 // malformed entry may be a bare key.
-func parseTargetKeys(p *problems, s string, targets []Target) {
-	const setting = "DIMIRROR_TARGET_KEYS"
+func parseTargetKeys(p *problems, setting, listSetting, noun, s string, targets []Target) {
 	if s == "" {
 		return
 	}
@@ -455,15 +629,15 @@ func parseTargetKeys(p *problems, s string, targets []Target) {
 		name, key = strings.TrimSpace(name), strings.TrimSpace(key)
 		switch {
 		case !ok || name == "":
-			p.add(setting, "entry %d is not name=key (value not shown); write name=key,name=key with names from DIMIRROR_TARGETS", i+1)
+			p.add(setting, "entry %d is not name=key (value not shown); write name=key,name=key with names from %s", i+1, listSetting)
 		case !targetNameRE.MatchString(name):
-			p.add(setting, "entry %d: the name is not a valid target name (value not shown); write name=key with names from DIMIRROR_TARGETS", i+1)
+			p.add(setting, "entry %d: the name is not a valid %s name (value not shown); write name=key with names from %s", i+1, noun, listSetting)
 		case key == "":
 			p.add(setting, "the key for %q is empty; remove the entry to use Microsoft Entra ID, or give the key", name)
 		case seen[name]:
-			p.add(setting, "%q is given twice; keep one key per target", name)
+			p.add(setting, "%q is given twice; keep one key per %s", name, noun)
 		case !slices.Contains(names, name):
-			p.add(setting, "%q is not a target in DIMIRROR_TARGETS (targets: %s); fix the name or add the target", name, listOrNone(names))
+			p.add(setting, "%q is not a %s in %s (%ss: %s); fix the name or add the %s", name, noun, listSetting, noun, listOrNone(names), noun)
 		default:
 			seen[name] = true
 			for j := range targets {
