@@ -75,16 +75,26 @@ func (k Key) String() string { return string(k.Kind) + ":" + k.SourceID + "→" 
 
 // Replica is what is true about one replica. It never holds a secret: the copy authorization
 // travels only inside the copy message.
+//
+// A replica is "this id in this target": the key names no source, so two rules that deliver the
+// same item into one target (A>C and B>C, both holding A's model) share one row and one copy.
 type Replica struct {
 	Key
+	// Source is the resource the copy is made from (a resource name). Empty in rows written
+	// before rules existed: they mean the engine's default source (the legacy source).
+	Source string
+	// Origin names the item the copy is a copy of, where it was trained: its TagSource value
+	// "<host>/<kind>/<id>". Empty in rows written before rules existed: there the source was
+	// the origin, so it is SourceTag(the default source's host, Kind, SourceID).
+	Origin        string
 	TargetID      string
 	Status        Status
 	Attempt       int // authorizations issued over the row's life; part of the copy message id
 	FirstAttempt  int // where the current run's count of attempts starts: a run gives up after Policy.MaxAttempts (quota waits move it along)
 	OperationURL  string
 	Percent       int
-	SourceCreated time.Time // the source's createdDateTime when this replica was requested
-	SourceExpires time.Time // the source's expirationDateTime; copies preserve it, so it identifies the source version
+	SourceCreated time.Time // the origin's createdDateTime (TagSourceCreated) when this replica was requested
+	SourceExpires time.Time // the source's expirationDateTime; copies preserve it, so it identifies the origin version too
 	ErrorCode     string
 	ErrorMessage  string
 	RequestedAt   time.Time

@@ -137,6 +137,9 @@ func toEntity(r *replication.Replica) entity {
 		"FirstAttempt": r.FirstAttempt,
 		"Percent":      r.Percent,
 	}
+	// Source and Origin came with replication rules; rows without them are the legacy source's.
+	setString(e, "Source", r.Source)
+	setString(e, "Origin", r.Origin)
 	setString(e, "OperationUrl", r.OperationURL)
 	setString(e, "ErrorCode", r.ErrorCode)
 	setString(e, "ErrorMessage", r.ErrorMessage)
@@ -193,6 +196,10 @@ type row struct {
 	// Added after the first release; rows written before read them as zero.
 	TransientSince time.Time `json:"TransientSince"`
 	CopyExpires    time.Time `json:"CopyExpires"`
+	// Added with replication rules; rows written before read them as "" (the legacy source,
+	// which was the origin).
+	Source string `json:"Source"`
+	Origin string `json:"Origin"`
 }
 
 func fromJSON(data []byte, etag string) (*replication.Replica, error) {
@@ -205,6 +212,8 @@ func fromJSON(data []byte, etag string) (*replication.Replica, error) {
 	}
 	return &replication.Replica{
 		Key:            replication.Key{Kind: replication.Kind(w.Kind), SourceID: w.SourceID, Target: w.Target},
+		Source:         w.Source,
+		Origin:         w.Origin,
 		TargetID:       w.TargetID,
 		Status:         replication.Status(w.Status),
 		Attempt:        w.Attempt,

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -61,6 +62,7 @@ func TestRoundTripEveryField(t *testing.T) {
 	r.AuthExpiresAt = r.RequestedAt.Add(time.Hour)
 	r.StartedAt = r.RequestedAt.Add(2 * time.Second)
 	r.NextAttemptAt = r.RequestedAt.Add(time.Minute)
+	r.Source, r.Origin = "eastus", "east.example/model/invoice-v1"
 	if err := tb.Create(ctx, r); err != nil {
 		t.Fatal(err)
 	}
@@ -219,5 +221,53 @@ func TestExpandDevelopmentStorage(t *testing.T) {
 		if got := ExpandDevelopmentStorage(tt.in); got != tt.want {
 			t.Errorf("ExpandDevelopmentStorage(%q) = %q", tt.in, got)
 		}
+	}
+}
+
+// TestRowsWrittenBeforeRules writes a row the way dimirror wrote them before replication rules
+// (no Source, no Origin column) straight into the table and reads it back as a valid legacy row:
+// the engine takes "" for the default source, which was the origin.
+func TestRowsWrittenBeforeRules(t *testing.T) {
+	tb := openTable(t)
+	ctx := context.Background()
+	completed := time.Date(2026, 4, 1, 9, 0, 0, 0, time.UTC)
+	legacy := map[string]any{
+		"PartitionKey": PartitionKey(replication.KindModel, "invoice-v1"), "RowKey": "westus2",
+		"Kind": "model", "SourceId": "invoice-v1", "Target": "westus2", "TargetId": "invoice-v1",
+		"Status": "succeeded", "Attempt": 1, "FirstAttempt": 1, "Percent": 100,
+		"SourceCreated": "2026-03-31T08:00:00Z", "SourceCreated@odata.type": timeType,
+		"SourceExpires": "2028-03-31T08:00:00Z", "SourceExpires@odata.type": timeType,
+		"RequestedAt": "2026-04-01T08:59:00Z", "RequestedAt@odata.type": timeType,
+		"CompletedAt": "2026-04-01T09:00:00Z", "CompletedAt@odata.type": timeType,
+		"UpdatedAt": "2026-04-01T09:00:00Z", "UpdatedAt@odata.type": timeType,
+	}
+	body, err := json.Marshal(legacy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tb.client.AddEntity(ctx, body, nil); err != nil {
+		t.Fatal(err)
+	}
+	got, err := tb.Get(ctx, replication.Key{Kind: replication.KindModel, SourceID: "invoice-v1", Target: "westus2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Source != "" || got.Origin != "" {
+		t.Errorf("legacy row read with Source %q, Origin %q; want both empty", got.Source, got.Origin)
+	}
+	if got.Status != replication.StatusSucceeded || !got.CompletedAt.Equal(completed) || got.SourceCreated.IsZero() || got.TargetID != "invoice-v1" {
+		t.Errorf("legacy row = %+v", got)
+	}
+	// Written back by today's code, it gains the columns only when they are set.
+	got.Source, got.Origin = "source", "src.example/model/invoice-v1"
+	if err := tb.Update(ctx, got); err != nil {
+		t.Fatal(err)
+	}
+	again, err := tb.Get(ctx, got.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.Source != "source" || again.Origin != "src.example/model/invoice-v1" {
+		t.Errorf("after update: Source %q, Origin %q", again.Source, again.Origin)
 	}
 }
