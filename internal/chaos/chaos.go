@@ -32,7 +32,7 @@ import (
 var Targets = []string{"westus2", "eastus"}
 
 // ConflictTarget holds, under each conflict id, a different model that dimirror must not
-// replace: replicas of conflict ids there are expected to fail with TargetExists.
+// replace: replicas of conflict ids there are expected to fail with OriginConflict.
 const ConflictTarget = "eastus"
 
 // Config shapes a run.

@@ -28,8 +28,9 @@ type observation struct {
 	crashes     int
 }
 
-// CodeTargetExists is the error of a replica whose target id holds a model dimirror did not copy.
-const CodeTargetExists = "TargetExists"
+// CodeOriginConflict is the error of a replica whose target id holds a model of another origin
+// (one dimirror did not copy from this item).
+const CodeOriginConflict = replication.CodeOriginConflict
 
 // check returns one message per broken invariant (empty when all hold).
 func (o *observation) check() []string {
@@ -63,9 +64,9 @@ func (o *observation) check() []string {
 		}
 		onPurpose := conflict[r.SourceID] && r.Target == ConflictTarget
 		switch {
-		case onPurpose && (r.Status != replication.StatusFailed || r.ErrorCode != CodeTargetExists):
+		case onPurpose && (r.Status != replication.StatusFailed || r.ErrorCode != CodeOriginConflict):
 			add("replica %s should have failed with %s (the target holds another model under that id), it is %s %s",
-				r.Key, CodeTargetExists, r.Status, r.ErrorCode)
+				r.Key, CodeOriginConflict, r.Status, r.ErrorCode)
 		case onPurpose:
 		case r.Status == replication.StatusSucceeded:
 			if succeeded[r.Target] == nil {

@@ -188,10 +188,14 @@ func (e *Engine) startCopy(ctx context.Context, r *Replica, msg *CopyMessage, de
 	if target == nil {
 		return e.fail(ctx, r, CodeUnknownTarget, fmt.Sprintf("target %q is no longer configured", r.Target))
 	}
+	source := e.sourceRes(r)
+	if source == nil {
+		return e.fail(ctx, r, CodeUnknownSource, fmt.Sprintf("source %q is no longer configured", e.sourceOf(r)))
+	}
 	if deliveryCount > 1 || msg.Retry > 0 {
 		// A redelivery may follow a crash or a lost answer after copyTo was accepted: find that
 		// copy again rather than spend the authorization twice.
-		op, ok, err := e.source.FindCopyOperation(ctx, r.Kind, target.Location(r.Kind, r.TargetID))
+		op, ok, err := source.FindCopyOperation(ctx, r.Kind, target.Location(r.Kind, r.TargetID))
 		if err != nil {
 			return e.release(ctx, r, prev, "the source (operation list)", err)
 		}
@@ -202,7 +206,7 @@ func (e *Engine) startCopy(ctx context.Context, r *Replica, msg *CopyMessage, de
 			return e.saveAndFollow(ctx, r)
 		}
 	}
-	opURL, err := e.copySource(r.Target).CopyTo(ctx, r.Kind, r.SourceID, msg.Authorization)
+	opURL, err := e.copySource(r).CopyTo(ctx, r.Kind, r.SourceID, msg.Authorization)
 	if err != nil {
 		switch classOf(err) {
 		case ClassTransient:
@@ -228,7 +232,11 @@ func (e *Engine) startCopy(ctx context.Context, r *Replica, msg *CopyMessage, de
 
 // sourceGone reports whether the source item no longer exists.
 func (e *Engine) sourceGone(ctx context.Context, r *Replica) (bool, error) {
-	_, err := e.source.GetModel(ctx, r.Kind, r.SourceID)
+	source := e.sourceRes(r)
+	if source == nil {
+		return false, fmt.Errorf("source %q is no longer configured", e.sourceOf(r))
+	}
+	_, err := source.GetModel(ctx, r.Kind, r.SourceID)
 	if err == nil {
 		return false, nil
 	}

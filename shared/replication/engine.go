@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -17,54 +18,81 @@ var ErrSourceNotFound = errors.New("source not found")
 // several instances: rows change only through ETag-checked writes, and a step that has side effects
 // on the service first claims its row. The engine decides what happened; the replica's transition
 // methods (machine.go) move it.
+//
+// Resources are known by name and rules say what is copied where: a copy from S into T runs
+// copyTo, the operation reads and the search for a lost copy on S, and authorizeCopy and the
+// verification on T. The legacy wiring (one Source, Targets) is the rules source>target for each
+// target, with the source under DefaultSource's name.
 type Engine struct {
-	source      Resource
-	sourceName  string
-	copySources map[string]Resource
-	targets     map[string]Resource
-	store       Store
-	queue       Queue
-	policy      Policy
-	now         func() time.Time
-	log         *slog.Logger
+	resources     map[string]Resource
+	hosts         map[string]string
+	copyVia       map[string]map[string]Resource // source → target → client that copies (degrade header)
+	rules         map[string][]string            // source → its targets, sorted
+	sources       []string                       // sorted
+	defaultSource string
+	targets       map[string]Resource // every resource some rule copies into
+	store         Store
+	queue         Queue
+	policy        Policy
+	now           func() time.Time
+	log           *slog.Logger
 }
 
-// Config is what an engine is built from.
+// Rule copies what From holds (its originals and the copies it received) into To.
+type Rule struct{ From, To string }
+
+func (r Rule) String() string { return r.From + ">" + r.To }
+
+// ResourceConfig is one resource of the rules wiring.
+type ResourceConfig struct {
+	Resource Resource
+	// Host is how provenance tags name the resource (its endpoint host); an item copied from it
+	// carries TagSource "<Host>/<kind>/<id>" for good.
+	Host string
+	// Degrade says copies into this resource need the copy-degrade header on the source's copyTo
+	// (copying from a customer-managed-key resource into one without).
+	Degrade bool
+	// Degraded is this resource's client that sends the copy-degrade header; required when it is
+	// the source of a rule into a Degrade resource.
+	Degraded Resource
+}
+
+// Config is what an engine is built from: either Resources and Rules, or the legacy Source,
+// SourceName, CopySources and Targets.
 type Config struct {
+	Resources map[string]ResourceConfig
+	Rules     []Rule
+	// DefaultSource is the source of rows written before rules existed (their Source column is
+	// empty). Legacy wiring: the source's name (default "source"). Rules: default the only
+	// source, or the first rule's.
+	DefaultSource string
+
 	Source     Resource
 	SourceName string // how provenance tags name the source (its endpoint host)
 	// CopySources optionally overrides, per target, the source client that copies into it (the
 	// copy-degrade header is a per-target setting).
 	CopySources map[string]Resource
 	Targets     map[string]Resource
-	Store       Store
-	Queue       Queue
-	Policy      Policy           // zero fields take DefaultPolicy's
-	Now         func() time.Time // nil: time.Now
-	Log         *slog.Logger     // nil: discard
+
+	Store  Store
+	Queue  Queue
+	Policy Policy           // zero fields take DefaultPolicy's
+	Now    func() time.Time // nil: time.Now
+	Log    *slog.Logger     // nil: discard
 }
+
+// legacySource is the name of the legacy wiring's source when Config.DefaultSource is empty.
+const legacySource = "source"
 
 // NewEngine validates the wiring and the policy once, naming everything that is missing.
 func NewEngine(c Config) (*Engine, error) {
+	e := &Engine{resources: map[string]Resource{}, hosts: map[string]string{}, copyVia: map[string]map[string]Resource{},
+		rules: map[string][]string{}, targets: map[string]Resource{}, store: c.Store, queue: c.Queue, now: c.Now, log: c.Log}
 	var missing []string
-	if c.Source == nil {
-		missing = append(missing, "a source resource")
-	}
-	if c.SourceName == "" {
-		missing = append(missing, "the source's name (for provenance tags)")
-	}
-	if len(c.Targets) == 0 {
-		missing = append(missing, "at least one target")
-	}
-	for name, t := range c.Targets {
-		if t == nil {
-			missing = append(missing, "a resource for target "+name)
-		}
-	}
-	for name := range c.CopySources {
-		if _, ok := c.Targets[name]; !ok {
-			missing = append(missing, "target "+name+" (it has a copy source but is not a target)")
-		}
+	if c.Resources != nil || c.Rules != nil {
+		missing = e.wireRules(c)
+	} else {
+		missing = e.wireLegacy(c)
 	}
 	if c.Store == nil {
 		missing = append(missing, "a replica store")
@@ -76,12 +104,16 @@ func NewEngine(c Config) (*Engine, error) {
 		sort.Strings(missing[1:])
 		return nil, fmt.Errorf("replication engine: missing %s", strings.Join(missing, ", "))
 	}
+	for s := range e.rules {
+		sort.Strings(e.rules[s])
+		e.sources = append(e.sources, s)
+	}
+	sort.Strings(e.sources)
 	p := c.Policy.withDefaults()
 	if err := p.validate(); err != nil {
 		return nil, fmt.Errorf("replication engine: %w", err)
 	}
-	e := &Engine{source: c.Source, sourceName: c.SourceName, copySources: c.CopySources, targets: c.Targets,
-		store: c.Store, queue: c.Queue, policy: p, now: c.Now, log: c.Log}
+	e.policy = p
 	if e.now == nil {
 		e.now = time.Now
 	}
@@ -91,25 +123,164 @@ func NewEngine(c Config) (*Engine, error) {
 	return e, nil
 }
 
+func (e *Engine) wireLegacy(c Config) []string {
+	var missing []string
+	if c.Source == nil {
+		missing = append(missing, "a source resource")
+	}
+	if c.SourceName == "" {
+		missing = append(missing, "the source's name (for provenance tags)")
+	}
+	if len(c.Targets) == 0 {
+		missing = append(missing, "at least one target")
+	}
+	e.defaultSource = c.DefaultSource
+	if e.defaultSource == "" {
+		e.defaultSource = legacySource
+	}
+	e.resources[e.defaultSource], e.hosts[e.defaultSource] = c.Source, c.SourceName
+	for name, t := range c.Targets {
+		switch {
+		case t == nil:
+			missing = append(missing, "a resource for target "+name)
+		case name == e.defaultSource:
+			missing = append(missing, "a target name other than the source's ("+name+")")
+		}
+		e.resources[name], e.targets[name] = t, t
+		e.rules[e.defaultSource] = append(e.rules[e.defaultSource], name)
+	}
+	for name, via := range c.CopySources {
+		if _, ok := c.Targets[name]; !ok {
+			missing = append(missing, "target "+name+" (it has a copy source but is not a target)")
+			continue
+		}
+		e.via(e.defaultSource)[name] = via
+	}
+	return missing
+}
+
+func (e *Engine) wireRules(c Config) []string {
+	var missing []string
+	if len(c.Rules) == 0 {
+		missing = append(missing, "at least one rule")
+	}
+	for name, rc := range c.Resources {
+		if rc.Resource == nil {
+			missing = append(missing, "a client for resource "+name)
+		}
+		if rc.Host == "" {
+			missing = append(missing, "the host of resource "+name+" (for provenance tags)")
+		}
+		e.resources[name], e.hosts[name] = rc.Resource, rc.Host
+	}
+	seen := map[Rule]bool{}
+	for _, r := range c.Rules {
+		from, okF := c.Resources[r.From]
+		to, okT := c.Resources[r.To]
+		switch {
+		case !okF || !okT:
+			missing = append(missing, "the resources of rule "+r.String())
+			continue
+		case r.From == r.To:
+			missing = append(missing, "a rule between two resources (not "+r.String()+")")
+			continue
+		case seen[r]:
+			continue
+		}
+		seen[r] = true
+		e.rules[r.From] = append(e.rules[r.From], r.To)
+		e.targets[r.To] = to.Resource
+		if to.Degrade {
+			if from.Degraded == nil {
+				missing = append(missing, "the copy-degrade client of "+r.From+" (rule "+r.String()+")")
+				continue
+			}
+			e.via(r.From)[r.To] = from.Degraded
+		}
+	}
+	e.defaultSource = c.DefaultSource
+	if e.defaultSource == "" && len(c.Rules) > 0 {
+		e.defaultSource = c.Rules[0].From
+		if _, ok := c.Resources[legacySource]; ok {
+			e.defaultSource = legacySource
+		}
+	}
+	if _, ok := c.Resources[e.defaultSource]; !ok && e.defaultSource != "" {
+		missing = append(missing, "the default source "+e.defaultSource+" among the resources")
+	}
+	return missing
+}
+
+func (e *Engine) via(source string) map[string]Resource {
+	if e.copyVia[source] == nil {
+		e.copyVia[source] = map[string]Resource{}
+	}
+	return e.copyVia[source]
+}
+
 func (e *Engine) clock() time.Time { return e.now().UTC() }
 
 // Policy is the engine's policy, defaults filled in.
 func (e *Engine) Policy() Policy { return e.policy }
 
-// SourceName is how provenance tags name the source.
-func (e *Engine) SourceName() string { return e.sourceName }
+// SourceName is how provenance tags name the default source.
+func (e *Engine) SourceName() string { return e.hosts[e.defaultSource] }
 
-// SourceTag is the TagSource value of this engine's copies of kind/id.
-func (e *Engine) SourceTag(kind Kind, id string) string { return SourceTag(e.sourceName, kind, id) }
+// SourceTag is the TagSource value of the default source's original kind/id.
+func (e *Engine) SourceTag(kind Kind, id string) string { return SourceTag(e.SourceName(), kind, id) }
 
-func (e *Engine) copySource(target string) Resource {
-	if s, ok := e.copySources[target]; ok {
-		return s
+// DefaultSource is the source of rows written before rules (their Source column is empty).
+func (e *Engine) DefaultSource() string { return e.defaultSource }
+
+// Host is how provenance tags name resource name ("" when unknown: a legacy target).
+func (e *Engine) Host(name string) string { return e.hosts[name] }
+
+// SourceNames lists the resources some rule copies from, sorted.
+func (e *Engine) SourceNames() []string { return slices.Clone(e.sources) }
+
+// Rules lists the rules, sorted by source, then target.
+func (e *Engine) Rules() []Rule {
+	var out []Rule
+	for _, s := range e.sources {
+		for _, t := range e.rules[s] {
+			out = append(out, Rule{From: s, To: t})
+		}
 	}
-	return e.source
+	return out
 }
 
-// TargetNames lists the configured targets, sorted.
+// RuleTargets lists the targets of source's rules, sorted.
+func (e *Engine) RuleTargets(source string) []string { return slices.Clone(e.rules[source]) }
+
+// sourceOf is the name of the resource r is copied from.
+func (e *Engine) sourceOf(r *Replica) string {
+	if r.Source != "" {
+		return r.Source
+	}
+	return e.defaultSource
+}
+
+// sourceRes is the resource r is copied from; nil when the settings no longer name it.
+func (e *Engine) sourceRes(r *Replica) Resource { return e.resources[e.sourceOf(r)] }
+
+// originOf is the TagSource value of the item r is a copy of.
+func (e *Engine) originOf(r *Replica) string {
+	if r.Origin != "" {
+		return r.Origin
+	}
+	return SourceTag(e.hosts[e.defaultSource], r.Kind, r.SourceID)
+}
+
+// copySource is the client that runs r's copyTo: the source's, or its copy-degrade variant when
+// the target needs it.
+func (e *Engine) copySource(r *Replica) Resource {
+	if s, ok := e.copyVia[e.sourceOf(r)][r.Target]; ok {
+		return s
+	}
+	return e.sourceRes(r)
+}
+
+// TargetNames lists every resource some rule copies into, sorted.
 func (e *Engine) TargetNames() []string {
 	names := make([]string, 0, len(e.targets))
 	for n := range e.targets {
@@ -122,21 +293,33 @@ func (e *Engine) TargetNames() []string {
 // HasTarget reports whether name is a configured target.
 func (e *Engine) HasTarget(name string) bool { _, ok := e.targets[name]; return ok }
 
-// Request asks for one source model or classifier in some targets (all when Targets is empty).
+// Request asks for one model or classifier of a source resource in some targets.
 type Request struct {
+	// Source names the resource the item is in; optional when only one resource is a source.
+	Source   string
 	Kind     Kind
 	SourceID string
 	TargetID string // "" = SourceID
-	Targets  []string
+	// Targets defaults to the targets of Source's rules; each must be one of them.
+	Targets []string
 }
 
-// Validate checks a request against the configured targets; the error names the bad field.
+// Validate checks a request against the rules; the error names the bad field.
 func (e *Engine) Validate(req *Request) error {
 	if req.Kind == "" {
 		req.Kind = KindModel
 	}
 	if _, err := ParseKind(string(req.Kind)); err != nil {
 		return &FieldError{Field: "kind", Msg: err.Error()}
+	}
+	if req.Source == "" {
+		if len(e.sources) != 1 {
+			return &FieldError{Field: "source", Msg: fmt.Sprintf("required: several resources are sources (%s); name the one that holds the item", strings.Join(e.sources, ", "))}
+		}
+		req.Source = e.sources[0]
+	}
+	if _, ok := e.rules[req.Source]; !ok {
+		return &FieldError{Field: "source", Msg: fmt.Sprintf("%q is not the source of any rule: sources are %s", req.Source, strings.Join(e.sources, ", "))}
 	}
 	if !ValidID(req.SourceID) {
 		return &FieldError{Field: "sourceId", Msg: fmt.Sprintf("%q is not a valid id: it must match %s", req.SourceID, idPattern)}
@@ -148,12 +331,15 @@ func (e *Engine) Validate(req *Request) error {
 		return &FieldError{Field: "targetId", Msg: fmt.Sprintf("%q is not a valid id: it must match %s", req.TargetID, idPattern)}
 	}
 	if len(req.Targets) == 0 {
-		req.Targets = e.TargetNames()
+		req.Targets = e.RuleTargets(req.Source)
 	}
 	seen := map[string]bool{}
 	for _, t := range req.Targets {
 		if !e.HasTarget(t) {
 			return &FieldError{Field: "targets", Msg: fmt.Sprintf("unknown target %q: configured targets are %v", t, e.TargetNames())}
+		}
+		if !slices.Contains(e.rules[req.Source], t) {
+			return &FieldError{Field: "targets", Msg: fmt.Sprintf("no rule copies %s into %q: %s's rules copy into %v", req.Source, t, req.Source, e.rules[req.Source])}
 		}
 		if seen[t] {
 			return &FieldError{Field: "targets", Msg: fmt.Sprintf("target %q is listed twice", t)}
@@ -172,20 +358,39 @@ func (e *FieldError) Error() string { return e.Field + ": " + e.Msg }
 // states. Repeating it while a replica is in flight or done changes nothing: the answer is the
 // current state. A failed replica, or (with Policy.Replace) one holding an older version of the
 // source, starts a new run.
+//
+// Loop-free: the copy carries its origin's tags (a copy of a copy keeps them), a target that is
+// the item's origin is skipped (or, named explicitly, refused), and a target that holds a model
+// of another origin under the id is never overwritten (OriginConflict).
 func (e *Engine) Request(ctx context.Context, req Request) ([]Replica, error) {
+	explicit := len(req.Targets) > 0
 	if err := e.Validate(&req); err != nil {
 		return nil, err
 	}
-	src, err := e.source.GetModel(ctx, req.Kind, req.SourceID)
+	src, err := e.resources[req.Source].GetModel(ctx, req.Kind, req.SourceID)
 	if err != nil {
 		if classOf(err) == ClassNotFound {
-			return nil, fmt.Errorf("%w: %s %q does not exist in the source resource", ErrSourceNotFound, req.Kind, req.SourceID)
+			return nil, fmt.Errorf("%w: %s %q does not exist in source resource %s", ErrSourceNotFound, req.Kind, req.SourceID, req.Source)
 		}
-		return nil, fmt.Errorf("read source %s %q: %w", req.Kind, req.SourceID, err)
+		return nil, fmt.Errorf("read %s %q in source %s: %w", req.Kind, req.SourceID, req.Source, err)
 	}
+	origin, err := e.Origin(ctx, req.Source, req.Kind, req.SourceID, src)
+	if err != nil {
+		return nil, err
+	}
+	// The replica records the origin version: its createdDateTime is what copies are tagged with
+	// and compared by, wherever along a chain they were made.
+	src.Created = origin.Created
 	out := make([]Replica, 0, len(req.Targets))
 	for _, t := range req.Targets {
-		r, err := e.requestOne(ctx, Key{Kind: req.Kind, SourceID: req.SourceID, Target: t}, req.TargetID, src)
+		if e.isOrigin(t, origin.Tag) {
+			if explicit {
+				return nil, &FieldError{Field: "targets", Msg: fmt.Sprintf("%s is the origin of %s %q (%s): a model is never copied into its origin", t, req.Kind, req.SourceID, origin.Tag)}
+			}
+			continue
+		}
+		k := Key{Kind: req.Kind, SourceID: req.SourceID, Target: t}
+		r, err := e.requestOne(ctx, k, req.TargetID, src, req.Source, origin.Tag)
 		if err != nil {
 			return nil, err
 		}
@@ -194,7 +399,63 @@ func (e *Engine) Request(ctx context.Context, req Request) ([]Replica, error) {
 	return out, nil
 }
 
-func (e *Engine) requestOne(ctx context.Context, k Key, targetID string, src Model) (*Replica, error) {
+// Origin says where an item of resource source was trained: a copy names its origin in
+// dimirror's tags; a classifier (no tags) by the verified replica row that made it; anything else
+// is an original of source.
+type Origin struct {
+	Tag     string    // TagSource value: "<host>/<kind>/<id>"
+	Created time.Time // the origin's createdDateTime
+	Copy    bool      // the item is a copy (of Tag)
+}
+
+// Origin reads the origin of m, item kind/id of resource source.
+func (e *Engine) Origin(ctx context.Context, source string, kind Kind, id string, m Model) (Origin, error) {
+	if o, ok := TaggedOrigin(m.Tags); ok {
+		return o, nil
+	}
+	if kind == KindClassifier {
+		row, err := e.store.Get(ctx, Key{Kind: kind, SourceID: id, Target: source})
+		switch {
+		case err == nil:
+			if o, ok := e.RowOrigin(row, m.Expires); ok {
+				return o, nil
+			}
+		case !errors.Is(err, ErrNotFound):
+			return Origin{}, fmt.Errorf("read the replica row of %s %q in %s: %w", kind, id, source, err)
+		}
+	}
+	return Origin{Tag: SourceTag(e.hosts[source], kind, id), Created: m.Created}, nil
+}
+
+// RowOrigin is the origin a verified replica row gives the copy it made in its target (the only
+// record classifiers keep); ok is false when the row does not describe a copy expiring at expires.
+func (e *Engine) RowOrigin(row *Replica, expires time.Time) (Origin, bool) {
+	if row == nil || row.Status != StatusSucceeded || (row.TargetID != "" && row.TargetID != row.SourceID) {
+		return Origin{}, false
+	}
+	exp := row.CopyExpires
+	if exp.IsZero() {
+		exp = row.SourceExpires
+	}
+	if !exp.IsZero() && !expires.IsZero() && !exp.Equal(expires) {
+		return Origin{}, false
+	}
+	return Origin{Tag: e.originOf(row), Created: row.SourceCreated, Copy: true}, true
+}
+
+// RowOriginTag is the TagSource value of the item a replica row copies.
+func (e *Engine) RowOriginTag(r *Replica) string { return e.originOf(r) }
+
+// isOrigin reports whether resource name is where the item tagged origin was trained.
+func (e *Engine) isOrigin(name, origin string) bool {
+	h := e.hosts[name]
+	return h != "" && OriginHost(origin) == h
+}
+
+// IsOrigin reports whether resource name is where the item tagged origin was trained.
+func (e *Engine) IsOrigin(name, origin string) bool { return e.isOrigin(name, origin) }
+
+func (e *Engine) requestOne(ctx context.Context, k Key, targetID string, src Model, source, origin string) (*Replica, error) {
 	now := e.clock()
 	r, err := e.store.Get(ctx, k)
 	switch {
@@ -206,6 +467,7 @@ func (e *Engine) requestOne(ctx context.Context, k Key, targetID string, src Mod
 		if err := r.Start(src, targetID, now); err != nil {
 			return nil, err
 		}
+		r.Source, r.Origin = source, origin
 		r.NextAttemptAt = e.claimEnd(ctx, now)
 		if err := e.store.Create(ctx, r); err != nil {
 			if errors.Is(err, ErrConflict) { // a concurrent request created it: its state is the answer
@@ -216,13 +478,16 @@ func (e *Engine) requestOne(ctx context.Context, k Key, targetID string, src Mod
 	case err != nil:
 		return nil, err
 	case r.Status.InFlight():
-		return r, nil
+		return r, nil // another rule (or request) delivers this item into the target already
+	case r.Status == StatusSucceeded && e.originOf(r) != origin:
+		return r, nil // the target holds another origin's item under the id: a conflict, reported by reconciliation
 	case r.Status == StatusSucceeded && (sameVersion(r, src) || !e.policy.Replace):
 		return r, nil // done, or stale and replacing is not allowed: reconciliation reports it
 	default: // failed, or a stale copy to replace: a new run
 		if err := r.Start(src, targetID, now); err != nil {
 			return nil, err
 		}
+		r.Source, r.Origin = source, origin
 		r.NextAttemptAt = e.claimEnd(ctx, now) // claimed by this request, as a new row is
 		if err := e.store.Update(ctx, r); err != nil {
 			if errors.Is(err, ErrConflict) {
@@ -246,7 +511,10 @@ func (e *Engine) authorize(ctx context.Context, r *Replica) error {
 	if !ok {
 		return e.fail(ctx, r, CodeUnknownTarget, fmt.Sprintf("target %q is no longer configured", r.Target))
 	}
-	tags := CopyTags(e.sourceName, r.Kind, r.SourceID, r.SourceCreated)
+	if e.sourceRes(r) == nil {
+		return e.fail(ctx, r, CodeUnknownSource, fmt.Sprintf("source %q is no longer configured", e.sourceOf(r)))
+	}
+	tags := OriginTags(e.originOf(r), r.SourceCreated)
 	var auth Authorization
 	var err error
 	for try := 0; ; try++ {
@@ -296,16 +564,16 @@ func (e *Engine) resolveExisting(ctx context.Context, r *Replica, target Resourc
 	m, err := target.GetModel(ctx, r.Kind, r.TargetID)
 	switch {
 	case err == nil:
-		if holdsSource(r, m) {
+		if holdsSource(r, e.originOf(r), m) {
 			e.succeed(ctx, r, "target already holds this version")
 			return false, nil
 		}
-		if !MadeBy(m, r.Kind, e.SourceTag(r.Kind, r.SourceID), r.CopyExpires) {
-			// Someone else's model (built there by hand, or another source's copy): never
-			// touched, whatever DIMIRROR_REPLACE says.
-			return false, e.failNow(ctx, r, CodeTargetExists, fmt.Sprintf(
-				"target %s already holds a %s %q (created %s) that dimirror did not copy from source %s %q; dimirror never deletes what it did not make, so DIMIRROR_REPLACE cannot help: delete it there yourself, or request another targetId",
-				r.Target, r.Kind, r.TargetID, m.Created.Format(time.RFC3339), r.Kind, r.SourceID))
+		if !MadeBy(m, r.Kind, e.originOf(r), r.CopyExpires) {
+			// A model of another origin (trained there, or a copy of another resource's model):
+			// never touched, whatever DIMIRROR_REPLACE says.
+			return false, e.failNow(ctx, r, CodeOriginConflict, fmt.Sprintf(
+				"target %s already holds a %s %q (created %s) of another origin (%s), not a copy of %s; dimirror never overwrites a model of another origin, so DIMIRROR_REPLACE cannot help: rename or delete one of them, or request another targetId",
+				r.Target, r.Kind, r.TargetID, m.Created.Format(time.RFC3339), originDescription(m, r.Target), e.originOf(r)))
 		}
 		if !e.policy.Replace {
 			return false, e.failNow(ctx, r, CodeTargetExists, fmt.Sprintf(
@@ -319,7 +587,7 @@ func (e *Engine) resolveExisting(ctx context.Context, r *Replica, target Resourc
 		return true, nil
 	case classOf(err) == ClassNotFound:
 		// Reserved: by a copy still running into it, or by an authorization that was never used.
-		op, ok, ferr := e.source.FindCopyOperation(ctx, r.Kind, target.Location(r.Kind, r.TargetID))
+		op, ok, ferr := e.sourceRes(r).FindCopyOperation(ctx, r.Kind, target.Location(r.Kind, r.TargetID))
 		if ferr != nil {
 			return false, ferr
 		}
@@ -346,9 +614,9 @@ func (e *Engine) deleteOwnCopy(ctx context.Context, target Resource, r *Replica)
 		return nil
 	case err != nil:
 		return err
-	case !MadeBy(m, r.Kind, e.SourceTag(r.Kind, r.SourceID), r.CopyExpires):
-		return &ServiceError{Class: ClassPermanent, Code: CodeTargetExists, Message: fmt.Sprintf(
-			"target %s now holds a %s %q that dimirror did not make; it is left alone", r.Target, r.Kind, r.TargetID)}
+	case !MadeBy(m, r.Kind, e.originOf(r), r.CopyExpires):
+		return &ServiceError{Class: ClassPermanent, Code: CodeOriginConflict, Message: fmt.Sprintf(
+			"target %s now holds a %s %q of another origin (%s); it is left alone", r.Target, r.Kind, r.TargetID, originDescription(m, r.Target))}
 	}
 	if err := target.DeleteModel(ctx, r.Kind, r.TargetID); err != nil && classOf(err) != ClassNotFound {
 		return err
@@ -505,6 +773,9 @@ func (e *Engine) save(ctx context.Context, r *Replica) error {
 func replicaAttrs(r *Replica) []any {
 	attrs := []any{"kind", string(r.Kind), "sourceId", r.SourceID, "target", r.Target, "targetId", r.TargetID,
 		"status", string(r.Status), "attempt", r.Attempt}
+	if r.Source != "" {
+		attrs = append(attrs, "source", r.Source)
+	}
 	if r.OperationURL != "" {
 		attrs = append(attrs, "operation", OperationID(r.OperationURL))
 	}

@@ -366,7 +366,7 @@ func TestConflictOnAuthorize(t *testing.T) {
 		}, false, StatusSucceeded, ""},
 		{"different model, no replace", func(h *harness) {
 			h.west.addModel(KindModel, "invoice-v1", h.clock.Now().Add(-48*time.Hour))
-		}, false, StatusFailed, "TargetExists"},
+		}, false, StatusFailed, "OriginConflict"},
 		{"dimirror's older copy, replace", func(h *harness) {
 			old := h.clock.Now().Add(-48 * time.Hour)
 			h.w.mu.Lock()
@@ -383,14 +383,21 @@ func TestConflictOnAuthorize(t *testing.T) {
 		}, false, StatusFailed, "TargetExists"},
 		{"a model built there by hand, replace", func(h *harness) {
 			h.west.addModel(KindModel, "invoice-v1", h.clock.Now().Add(-48*time.Hour))
-		}, true, StatusFailed, "TargetExists"},
+		}, true, StatusFailed, "OriginConflict"},
 		{"another source item's copy, replace", func(h *harness) {
 			old := h.clock.Now().Add(-48 * time.Hour)
 			h.w.mu.Lock()
 			h.west.models[mkey(KindModel, "invoice-v1")] = Model{ID: "invoice-v1", Created: old, Expires: old.Add(time.Hour),
 				Tags: CopyTags("source.example", KindModel, "receipt-v2", old)}
 			h.w.mu.Unlock()
-		}, true, StatusFailed, "TargetExists"},
+		}, true, StatusFailed, "OriginConflict"},
+		{"a copy of the same id from another origin, replace", func(h *harness) {
+			old := h.clock.Now().Add(-48 * time.Hour)
+			h.w.mu.Lock()
+			h.west.models[mkey(KindModel, "invoice-v1")] = Model{ID: "invoice-v1", Created: old, Expires: old.Add(time.Hour),
+				Tags: CopyTags("other.example", KindModel, "invoice-v1", old)}
+			h.w.mu.Unlock()
+		}, true, StatusFailed, "OriginConflict"},
 		{"reserved by an unused authorization", func(h *harness) {
 			if _, err := h.west.AuthorizeCopy(h.ctx, KindModel, "invoice-v1", nil); err != nil {
 				h.t.Fatal(err)
@@ -411,11 +418,11 @@ func TestConflictOnAuthorize(t *testing.T) {
 					t.Errorf("then %s", got.Status)
 				}
 			}
-			if tt.wantCode == CodeTargetExists {
+			if tt.wantCode == CodeTargetExists || tt.wantCode == CodeOriginConflict {
 				if n := h.west.count("DeleteModel"); n != 0 {
 					t.Errorf("a model dimirror cannot prove it made was deleted (%d deletes)", n)
 				}
-				if tt.replace && !strings.Contains(r.ErrorMessage, "DIMIRROR_REPLACE cannot help") {
+				if tt.replace && tt.wantCode == CodeOriginConflict && !strings.Contains(r.ErrorMessage, "DIMIRROR_REPLACE cannot help") {
 					t.Errorf("the reason %q does not say that the setting cannot help", r.ErrorMessage)
 				}
 			}
@@ -488,17 +495,17 @@ func TestConcurrentDeliveryCopiesOnce(t *testing.T) {
 	msg := h.queue.take()[0]
 	other := *h.eng
 	second := make(chan error, 1)
-	h.eng.source = &deliverDuring{fakeResource: h.src, deliver: func() {
+	setDefaultSource(h.eng, &deliverDuring{fakeResource: h.src, deliver: func() {
 		go func() { second <- other.StartCopy(h.ctx, msg, 2) }()
 		time.Sleep(50 * time.Millisecond) // the second delivery finds the row claimed and waits
-	}}
+	}})
 	if err := h.eng.StartCopy(h.ctx, msg, 1); err != nil {
 		t.Fatal(err)
 	}
 	if err := <-second; err != nil {
 		t.Errorf("second delivery: %v", err)
 	}
-	h.eng.source = h.src
+	setDefaultSource(h.eng, h.src)
 	if n := h.src.count("CopyTo"); n != 1 {
 		t.Errorf("copyTo called %d times with one authorization, want 1", n)
 	}
@@ -519,10 +526,10 @@ func TestWaitingDeliveryCopiesWhenTheOtherGivesUp(t *testing.T) {
 	other := *h.eng
 	second := make(chan error, 1)
 	h.src.failNext("CopyTo", &ServiceError{Class: ClassTransient, Code: "429", StatusCode: 429, RetryAfter: time.Second})
-	h.eng.source = &deliverDuring{fakeResource: h.src, deliver: func() {
+	setDefaultSource(h.eng, &deliverDuring{fakeResource: h.src, deliver: func() {
 		go func() { second <- other.StartCopy(h.ctx, msg, 2) }()
 		time.Sleep(50 * time.Millisecond)
-	}}
+	}})
 	if err := h.eng.StartCopy(h.ctx, msg, 1); err != nil {
 		t.Fatalf("the throttled first delivery reschedules its message: %v", err)
 	}
@@ -561,9 +568,9 @@ func TestClaimLastsNoLongerThanTheStep(t *testing.T) {
 	h.request(KindModel, "invoice-v1", "westus2")
 	msg := h.queue.take()[0]
 	var claimed time.Duration
-	h.eng.source = &deliverDuring{fakeResource: h.src, deliver: func() {
+	setDefaultSource(h.eng, &deliverDuring{fakeResource: h.src, deliver: func() {
 		claimed = h.row("westus2", "invoice-v1").NextAttemptAt.Sub(h.clock.Now())
-	}}
+	}})
 	ctx, cancel := context.WithTimeout(h.ctx, 30*time.Second) // the handler's deadline
 	defer cancel()
 	if err := h.eng.StartCopy(ctx, msg, 1); err != nil {
@@ -588,7 +595,7 @@ func TestStepEndsWithItsClaim(t *testing.T) {
 	h := newHarness(t, func(p *Policy) { p.Lease = 100 * time.Millisecond })
 	h.request(KindModel, "invoice-v1", "westus2")
 	msg := h.queue.take()[0]
-	h.eng.source = hangingCopy{h.src}
+	setDefaultSource(h.eng, hangingCopy{h.src})
 	start := time.Now()
 	done := make(chan error, 1)
 	go func() { done <- h.eng.StartCopy(h.ctx, msg, 1) }() // h.ctx has no deadline
@@ -629,7 +636,7 @@ func TestReleaseOutlivesTheStepsContext(t *testing.T) {
 	ctx, cancel := context.WithCancel(h.ctx)
 	// The handler's time runs out while copyTo is throttled.
 	h.src.failNext("CopyTo", &ServiceError{Class: ClassTransient, Code: "429", StatusCode: 429})
-	h.eng.source = &deliverDuring{fakeResource: h.src, deliver: cancel}
+	setDefaultSource(h.eng, &deliverDuring{fakeResource: h.src, deliver: cancel})
 	h.eng.store = ctxStore{h.store} // like the table: a call on an ended context fails
 	if err := h.eng.StartCopy(ctx, msg, 1); err == nil {
 		t.Fatal("want the transient failure")

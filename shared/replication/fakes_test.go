@@ -449,3 +449,10 @@ func (f *fakeResource) failNext(method string, errs ...error) {
 	defer f.w.mu.Unlock()
 	f.errs[method] = append(f.errs[method], errs...)
 }
+
+// setDefaultSource swaps the default source's client of e alone: a copy of an Engine shares its
+// maps, so they are cloned first.
+func setDefaultSource(e *Engine, r Resource) {
+	e.resources = maps.Clone(e.resources)
+	e.resources[e.defaultSource] = r
+}

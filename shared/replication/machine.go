@@ -113,7 +113,8 @@ func (r *Replica) move(ev Event) error {
 // Error codes the engine records for causes of its own (the service's codes are kept as given).
 // Each names one cause.
 const (
-	CodeTargetExists         = "TargetExists"         // the target id holds a model dimirror did not make from this source item
+	CodeTargetExists         = "TargetExists"         // the target id holds dimirror's copy of an older version and replacing is off
+	CodeOriginConflict       = "OriginConflict"       // the target id holds a model of another origin (trained there, or a copy of another resource's model): never overwritten
 	CodeTargetReserved       = "TargetReserved"       // the target id stays taken right after it was freed
 	CodeTargetVanished       = "TargetVanished"       // a verified copy later disappeared from the target
 	CodeCopyNotInTarget      = "CopyNotInTarget"      // the copy operation succeeded but the target does not hold the copy
@@ -124,6 +125,7 @@ const (
 	CodeUnreachable          = "Unreachable"          // transient failures did not end within Policy.GiveUpAfter
 	CodeCopyTimeout          = "CopyTimeout"          // the copy operation ran longer than Policy.GiveUpAfter
 	CodeUnknownTarget        = "UnknownTarget"        // the replica's target is no longer configured
+	CodeUnknownSource        = "UnknownSource"        // the replica's source resource is no longer configured
 	CodeQueueUnavailable     = "QueueUnavailable"     // the copy message could not be sent
 	CodeSourceGone           = "SourceGone"           // the source item was deleted while the copy was being set up
 )

@@ -85,6 +85,9 @@ func (e *Engine) advance(ctx context.Context, r *Replica) error {
 		// Its target was removed from the settings: nothing can move it any more.
 		return e.fail(ctx, r, CodeUnknownTarget, fmt.Sprintf("target %q is no longer configured", r.Target))
 	}
+	if e.sourceRes(r) == nil {
+		return e.fail(ctx, r, CodeUnknownSource, fmt.Sprintf("source %q is no longer configured", e.sourceOf(r)))
+	}
 	switch r.Status {
 	case StatusCopying:
 		return e.pollCopy(ctx, r)
@@ -99,7 +102,7 @@ func (e *Engine) advance(ctx context.Context, r *Replica) error {
 		// Due only once the authorization expired without a copy starting (message lost,
 		// dead-lettered, or the starter crashed after copyTo): look for that copy, else renew.
 		target := e.targets[r.Target]
-		op, ok, err := e.source.FindCopyOperation(ctx, r.Kind, target.Location(r.Kind, r.TargetID))
+		op, ok, err := e.sourceRes(r).FindCopyOperation(ctx, r.Kind, target.Location(r.Kind, r.TargetID))
 		if err != nil {
 			return e.recordFailure(ctx, r, "the source (operation list)", err)
 		}
@@ -135,7 +138,7 @@ func (e *Engine) claim(ctx context.Context, r *Replica) bool {
 // pollCopy follows r's copy one step with the copy poller and moves r by what it says.
 func (e *Engine) pollCopy(ctx context.Context, r *Replica) error {
 	target := e.targets[r.Target]
-	p, err := NewCopyPoller(e.copySource(r.Target), target, r.Kind, r.TargetID, r.SourceCreated, r.SourceExpires, r.OperationURL)
+	p, err := NewCopyPoller(e.copySource(r), target, r.Kind, r.TargetID, r.SourceCreated, r.SourceExpires, r.OperationURL)
 	if err != nil {
 		return e.retryOrFailSave(ctx, r, CodeOperationNotFound, "the replica has no copy operation to follow")
 	}
@@ -157,7 +160,7 @@ func (e *Engine) pollCopy(ctx context.Context, r *Replica) error {
 	if op.Status == OpFailed && op.Err != nil && op.Err.Class == ClassAuthorization {
 		// A second copyTo with a spent authorization fails like this while the first copy runs
 		// or has finished: find that copy before retrying.
-		found, ok, ferr := e.source.FindCopyOperation(ctx, r.Kind, target.Location(r.Kind, r.TargetID))
+		found, ok, ferr := e.sourceRes(r).FindCopyOperation(ctx, r.Kind, target.Location(r.Kind, r.TargetID))
 		if ferr != nil {
 			return e.recordFailure(ctx, r, "the source (operation list)", ferr)
 		}

@@ -2,6 +2,7 @@ package replication
 
 import (
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -23,12 +24,47 @@ func SourceTag(sourceName string, kind Kind, id string) string {
 	return fmt.Sprintf("%s/%s/%s", sourceName, kind, id)
 }
 
-// CopyTags are the tags a copy of this source version carries.
+// CopyTags are the tags a copy of this source version carries, when the source is the origin.
 func CopyTags(sourceName string, kind Kind, id string, created time.Time) map[string]string {
+	return OriginTags(SourceTag(sourceName, kind, id), created)
+}
+
+// OriginTags are the tags of every copy of the origin item tagged origin, created at created:
+// a copy of a copy carries its origin's tags unchanged, so every resource along a chain or a
+// mesh recognises the item, and no rule ever copies it back into its origin.
+func OriginTags(origin string, created time.Time) map[string]string {
 	return map[string]string{
-		TagSource:        SourceTag(sourceName, kind, id),
+		TagSource:        origin,
 		TagSourceCreated: created.UTC().Format(time.RFC3339),
 	}
+}
+
+// TaggedOrigin reads the origin dimirror's tags name on a copy; ok is false for an item without
+// them (an original, or a classifier).
+func TaggedOrigin(tags map[string]string) (Origin, bool) {
+	tag, ok := tags[TagSource]
+	if !ok || tag == "" {
+		return Origin{}, false
+	}
+	created, err := time.Parse(time.RFC3339, tags[TagSourceCreated])
+	if err != nil {
+		return Origin{}, false
+	}
+	return Origin{Tag: tag, Created: created.UTC(), Copy: true}, true
+}
+
+// OriginHost is the resource host part of a TagSource value ("<host>/<kind>/<id>").
+func OriginHost(origin string) string {
+	h, _, _ := strings.Cut(origin, "/")
+	return h
+}
+
+// originDescription says what a target model's origin is, for messages.
+func originDescription(m Model, target string) string {
+	if tag, ok := m.Tags[TagSource]; ok {
+		return "a copy of " + tag
+	}
+	return "not copied by dimirror: trained in " + target + " or copied there by someone else"
 }
 
 // HoldsVersion reports whether target model m is a copy of the source version created at
@@ -44,8 +80,14 @@ func HoldsVersion(m Model, created, expires time.Time) bool {
 	return created.Equal(m.Created)
 }
 
-// holdsSource reports whether a target model is a copy of the source version r was made from.
-func holdsSource(r *Replica, m Model) bool { return HoldsVersion(m, r.SourceCreated, r.SourceExpires) }
+// holdsSource reports whether a target model is a copy of the origin version r was made from: a
+// model tagged with another origin is not, whatever its dates say.
+func holdsSource(r *Replica, origin string, m Model) bool {
+	if tag, ok := m.Tags[TagSource]; ok && tag != origin {
+		return false
+	}
+	return HoldsVersion(m, r.SourceCreated, r.SourceExpires)
+}
 
 // sameVersion reports whether replica r was made from this version of the source.
 func sameVersion(r *Replica, src Model) bool {

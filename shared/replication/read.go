@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"iter"
-	"time"
 )
 
 // listPage is how many rows one store call of Replicas reads.
@@ -99,19 +98,26 @@ func (e *Engine) Prune(ctx context.Context, k Key, targetID string) (PruneResult
 	if !ok {
 		return "", fmt.Errorf("target %s is not configured", k.Target)
 	}
-	if _, err := e.source.GetModel(ctx, k.Kind, k.SourceID); err == nil {
+	// The row (when there is one) names the source and the origin; without one, the copy is the
+	// default source's original's (a copy made by the CLI before rules).
+	row := &Replica{Key: k}
+	if r, err := e.store.Get(ctx, k); err == nil {
+		row = r
+	} else if !errors.Is(err, ErrNotFound) {
+		return "", err
+	}
+	copyExpires := row.CopyExpires
+	if copyExpires.IsZero() && row.Status == StatusSucceeded {
+		copyExpires = row.SourceExpires // rows verified before CopyExpires was kept
+	}
+	source := e.sourceRes(row)
+	if source == nil {
+		return "", fmt.Errorf("source %s is not configured", e.sourceOf(row))
+	}
+	if _, err := source.GetModel(ctx, k.Kind, k.SourceID); err == nil {
 		return PruneSourceBack, nil
 	} else if classOf(err) != ClassNotFound {
 		return "", fmt.Errorf("checking the source: %w", err)
-	}
-	var copyExpires time.Time
-	if r, err := e.store.Get(ctx, k); err == nil {
-		copyExpires = r.CopyExpires
-		if copyExpires.IsZero() && r.Status == StatusSucceeded {
-			copyExpires = r.SourceExpires // rows verified before CopyExpires was kept
-		}
-	} else if !errors.Is(err, ErrNotFound) {
-		return "", err
 	}
 	m, err := target.GetModel(ctx, k.Kind, targetID)
 	switch {
@@ -119,7 +125,7 @@ func (e *Engine) Prune(ctx context.Context, k Key, targetID string) (PruneResult
 		return PruneGone, e.forget(ctx, k)
 	case err != nil:
 		return "", fmt.Errorf("reading the target model: %w", err)
-	case !MadeBy(m, k.Kind, e.SourceTag(k.Kind, k.SourceID), copyExpires):
+	case !MadeBy(m, k.Kind, e.originOf(row), copyExpires):
 		return PruneNotOurs, nil
 	}
 	if err := target.DeleteModel(ctx, k.Kind, targetID); err != nil && classOf(err) != ClassNotFound {
