@@ -18,6 +18,8 @@ const MaxBodyBytes = 64 << 10
 
 // replicationRequest is the body of POST /api/replications.
 type replicationRequest struct {
+	// Source names the resource the item is in; required when several resources are sources.
+	Source   string   `json:"source"`
 	Kind     string   `json:"kind"`
 	SourceID string   `json:"sourceId"`
 	Targets  []string `json:"targets"`
@@ -45,7 +47,7 @@ func (a *Functions) Authorize(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, invalid("kind", "%s", err.Error()))
 		return
 	}
-	dreq := replication.Request{Kind: kind, SourceID: req.SourceID, TargetID: req.TargetID, Targets: req.Targets}
+	dreq := replication.Request{Source: req.Source, Kind: kind, SourceID: req.SourceID, TargetID: req.TargetID, Targets: req.Targets}
 	if err := a.Requests.Validate(&dreq); err != nil {
 		// Validate judges the request alone: whatever it refuses is the caller's to fix.
 		if e := errorOf(err); e.Kind != eInvalid {
@@ -67,7 +69,7 @@ func (a *Functions) Authorize(w http.ResponseWriter, r *http.Request) {
 			status = http.StatusAccepted
 		}
 	}
-	a.log().InfoContext(r.Context(), "replication requested", "kind", string(kind), "sourceId", dreq.SourceID,
+	a.log().InfoContext(r.Context(), "replication requested", "source", dreq.Source, "kind", string(kind), "sourceId", dreq.SourceID,
 		"targets", strings.Join(dreq.Targets, ","), "status", status)
 	w.Header().Set("Location", StatusPath(kind, dreq.SourceID))
 	writeJSON(w, status, ans)
@@ -133,7 +135,7 @@ func describeJSONError(err error) string {
 		return "the JSON ends early"
 	}
 	if f, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
-		return "unknown field " + f + " (known fields: kind, sourceId, targets, targetId)"
+		return "unknown field " + f + " (known fields: source, kind, sourceId, targets, targetId)"
 	}
 	return "invalid JSON"
 }

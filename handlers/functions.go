@@ -92,6 +92,10 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 // ReplicaView is a replica as the HTTP API shows it.
 type ReplicaView struct {
+	// Source is the resource the copy is made from and Origin the item it is a copy of
+	// ("<host>/<kind>/<id>"); both empty in rows written before replication rules.
+	Source        string     `json:"source,omitempty"`
+	Origin        string     `json:"origin,omitempty"`
 	Kind          string     `json:"kind"`
 	SourceID      string     `json:"sourceId"`
 	Target        string     `json:"target"`
@@ -125,6 +129,7 @@ func tp(t time.Time) *time.Time {
 // View renders a replica for the API.
 func View(r replication.Replica) ReplicaView {
 	v := ReplicaView{
+		Source: r.Source, Origin: r.Origin,
 		Kind: string(r.Kind), SourceID: r.SourceID, Target: r.Target, TargetID: r.TargetID,
 		Status: string(r.Status), Attempt: r.Attempt, Percent: r.Percent,
 		SourceCreated: tp(r.SourceCreated), RequestedAt: tp(r.RequestedAt), AuthorizedAt: tp(r.AuthorizedAt),

@@ -187,7 +187,7 @@ func (stuckSource) Operations(ctx context.Context) iter.Seq2[reconcile.Operation
 
 func TestPassesAreBounded(t *testing.T) {
 	f := newFixture(t)
-	f.rec.Source = stuckSource{f.src}
+	f.rec.Resources[f.rec.Engine.DefaultSource()] = stuckSource{f.src}
 	f.app.WatchTimeout = 50 * time.Millisecond
 	if _, err := f.app.Watch(context.Background()); !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("a stuck watch ended with %v, want its deadline", err)

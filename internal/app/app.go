@@ -33,8 +33,11 @@ type App struct {
 	Engine   *replication.Engine
 	Handlers *handlers.Functions
 	Table    *store.Tables
-	Source   *docintel.Client
-	Targets  map[string]*docintel.Client
+	// Resources holds one client per configured resource, by name; Source is the legacy
+	// source's (nil in the rules form) and Targets the rule destinations'.
+	Resources map[string]*docintel.Client
+	Source    *docintel.Client
+	Targets   map[string]*docintel.Client
 
 	bus      *azservicebus.Client
 	sender   *queue.Sender
@@ -123,28 +126,40 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, o Options) (
 		opts.Transport = pace.transport(endpoint)
 		return creds.DocIntel(endpoint, key, opts)
 	}
+	// Every resource gets one client (and one pacer, per endpoint host); a source of a rule into a
+	// degrade=true resource also gets a client that sends the copy-degrade header.
 	var err error
-	if a.Source, err = client(cfg.Source.Endpoint, cfg.Source.Key, cfg.Source.APIVersion, docintel.Options{}); err != nil {
-		return nil, fmt.Errorf("source: %w", err)
+	a.Resources = map[string]*docintel.Client{}
+	rcs := map[string]replication.ResourceConfig{}
+	needsDegraded := map[string]bool{}
+	for _, r := range cfg.Rules {
+		if res, ok := cfg.Resource(r.To); ok && res.Degrade {
+			needsDegraded[r.From] = true
+		}
 	}
-	targets := map[string]replication.Resource{}
-	copySources := map[string]replication.Resource{}
-	var degradeSource *docintel.Client
-	for _, t := range cfg.Targets {
-		c, err := client(t.Endpoint, t.Key, t.APIVersion, docintel.Options{ResourceID: t.ResourceID, Region: t.Region})
+	for _, res := range cfg.Resources {
+		c, err := client(res.Endpoint, res.Key, res.APIVersion, docintel.Options{ResourceID: res.ResourceID, Region: res.Region})
 		if err != nil {
-			return nil, fmt.Errorf("target %s: %w", t.Name, err)
+			return nil, fmt.Errorf("resource %s: %w", res.Name, err)
 		}
-		a.Targets[t.Name] = c
-		targets[t.Name] = resources.New(c)
-		if t.Degrade {
-			if degradeSource == nil {
-				if degradeSource, err = client(cfg.Source.Endpoint, cfg.Source.Key, cfg.Source.APIVersion, docintel.Options{Degrade: true}); err != nil {
-					return nil, fmt.Errorf("source: %w", err)
-				}
+		a.Resources[res.Name] = c
+		rc := replication.ResourceConfig{Resource: resources.New(c), Host: hostOf(res.Endpoint), Degrade: res.Degrade}
+		if needsDegraded[res.Name] {
+			d, err := client(res.Endpoint, res.Key, res.APIVersion, docintel.Options{ResourceID: res.ResourceID, Region: res.Region, Degrade: true})
+			if err != nil {
+				return nil, fmt.Errorf("resource %s: %w", res.Name, err)
 			}
-			copySources[t.Name] = resources.New(degradeSource)
+			rc.Degraded = resources.New(d)
 		}
+		rcs[res.Name] = rc
+	}
+	var rules []replication.Rule
+	for _, r := range cfg.Rules {
+		rules = append(rules, replication.Rule{From: r.From, To: r.To})
+		a.Targets[r.To] = a.Resources[r.To]
+	}
+	if cfg.Legacy {
+		a.Source = a.Resources[config.LegacySourceName]
 	}
 
 	if a.Table, err = creds.OpenTable(ctx, cfg); err != nil {
@@ -169,14 +184,15 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, o Options) (
 	}
 
 	if a.Engine, err = replication.NewEngine(replication.Config{
-		Source:      resources.New(a.Source),
-		SourceName:  hostOf(cfg.Source.Endpoint),
-		Targets:     targets,
-		CopySources: copySources,
-		Store:       a.Table,
-		Queue:       q,
-		Policy:      EnginePolicy(cfg),
-		Log:         log,
+		Resources: rcs,
+		Rules:     rules,
+		// Rows written before rules name no source: they are the legacy source's, which the rules
+		// form keeps when it names that resource "source" (else the first rule's source).
+		DefaultSource: defaultSource(cfg),
+		Store:         a.Table,
+		Queue:         q,
+		Policy:        EnginePolicy(cfg),
+		Log:           log,
 	}); err != nil {
 		return nil, err
 	}
@@ -188,6 +204,18 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, o Options) (
 	a.Handlers = &handlers.Functions{Replicas: a.Engine, Requests: a.Engine, Copies: a.Engine, Poller: a.Engine,
 		Reconciler: rec, Log: log}
 	return a, nil
+}
+
+// defaultSource is the resource rows without a Source column were copied from: the legacy
+// source, or in the rules form the resource named like it, else the first rule's source.
+func defaultSource(cfg *config.Config) string {
+	if _, ok := cfg.Resource(config.LegacySourceName); ok {
+		return config.LegacySourceName
+	}
+	if len(cfg.Rules) > 0 {
+		return cfg.Rules[0].From
+	}
+	return ""
 }
 
 // EnginePolicy is the replication policy the settings ask for.

@@ -10,6 +10,7 @@ import (
 
 	"github.com/dimirror/dimirror/shared/config"
 	"github.com/dimirror/dimirror/shared/reconcile"
+	"github.com/dimirror/dimirror/shared/replication"
 	"github.com/dimirror/dimirror/shared/resources"
 )
 
@@ -52,21 +53,32 @@ func (p *pacers) transport(endpoint string) policy.Transporter {
 
 // newReconciler wires the watch and the sweep to the engine, the table and the resources.
 func (a *App) newReconciler() (*reconcile.Reconciler, error) {
-	targets := make(map[string]reconcile.Lister, len(a.Targets))
-	for name, c := range a.Targets {
-		targets[name] = resources.NewListing(c)
+	listers := make(map[string]reconcile.Lister, len(a.Resources))
+	for name, c := range a.Resources {
+		listers[name] = resources.NewListing(c)
+	}
+	ruleFilters := map[replication.Rule]reconcile.RuleFilter{}
+	for _, r := range a.Config.Rules {
+		if len(r.Include)+len(r.Exclude)+len(r.Kinds) == 0 {
+			continue
+		}
+		f := reconcile.RuleFilter{Filter: reconcile.Filter{Include: r.Include, Exclude: r.Exclude}}
+		for _, k := range r.Kinds {
+			f.Kinds = append(f.Kinds, replication.Kind(k))
+		}
+		ruleFilters[replication.Rule{From: r.From, To: r.To}] = f
 	}
 	var starts reconcile.Throttle
 	if a.Config.ManagementRate > 0 {
-		starts = rate.NewLimiter(rate.Limit(a.Config.ManagementRate), max(1, len(targets)))
+		starts = rate.NewLimiter(rate.Limit(a.Config.ManagementRate), max(1, len(a.Targets)))
 	}
 	return reconcile.New(reconcile.Reconciler{
-		Engine:  a.Engine,
-		Source:  resources.NewListing(a.Source),
-		Targets: targets,
-		Meta:    a.Table,
-		Filter:  reconcile.Filter{Include: a.Config.Include, Exclude: a.Config.Exclude},
-		Prune:   a.Config.Prune,
+		Engine:      a.Engine,
+		Resources:   listers,
+		RuleFilters: ruleFilters,
+		Meta:        a.Table,
+		Filter:      reconcile.Filter{Include: a.Config.Include, Exclude: a.Config.Exclude},
+		Prune:       a.Config.Prune,
 		// A start is an authorizeCopy in its target and, soon after, a copyTo on the source:
 		// pacing the starts keeps both under the management limit.
 		Starts: starts,

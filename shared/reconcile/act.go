@@ -19,6 +19,7 @@ func (s *sweep) act(ctx context.Context) {
 	r := s.r
 	type group struct {
 		kind     replication.Kind
+		source   string
 		id, tid  string
 		entries  []int
 		restores []int
@@ -29,10 +30,10 @@ func (s *sweep) act(ctx context.Context) {
 	for i, e := range s.plan.Entries {
 		switch {
 		case e.Action.requests():
-			key := string(e.Kind) + "\x00" + e.SourceID + "\x00" + e.TargetID
+			key := e.Source + "\x00" + string(e.Kind) + "\x00" + e.SourceID + "\x00" + e.TargetID
 			g := groups[key]
 			if g == nil {
-				g = &group{kind: e.Kind, id: e.SourceID, tid: e.TargetID}
+				g = &group{kind: e.Kind, source: e.Source, id: e.SourceID, tid: e.TargetID}
 				groups[key] = g
 				order = append(order, key)
 			}
@@ -76,7 +77,7 @@ func (s *sweep) act(ctx context.Context) {
 			for _, i := range grp.entries {
 				targets = append(targets, s.plan.Entries[i].Target)
 			}
-			reps, err := r.request(ctx, replication.Request{Kind: grp.kind, SourceID: grp.id, TargetID: grp.tid, Targets: targets})
+			reps, err := r.request(ctx, replication.Request{Source: grp.source, Kind: grp.kind, SourceID: grp.id, TargetID: grp.tid, Targets: targets})
 			if err != nil {
 				msg, failed := requestError(err)
 				if failed {
@@ -165,7 +166,7 @@ func (r *Reconciler) rememberWaiting(ctx context.Context, add []waitEntry) error
 		for _, a := range add {
 			merged := false
 			for i := range st.Entries {
-				if st.Entries[i].ID == a.ID {
+				if st.Entries[i].ID == a.ID && r.sourceOfWait(st.Entries[i]) == r.sourceOfWait(a) {
 					st.Entries[i].Deps = a.Deps
 					st.Entries[i].Targets = union(st.Entries[i].Targets, a.Targets)
 					merged = true

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"sync"
 
@@ -31,14 +32,14 @@ func (inv *inventory) item(kind replication.Kind, id string) (Item, bool) {
 	return it, ok
 }
 
-// readInventories lists every resource at once: each resource paces its own calls, so the wall
-// time is that of the largest resource, not the sum. A target that cannot be read is marked (its
-// err); only the source's failure fails the pass.
-func (r *Reconciler) readInventories(ctx context.Context, withInfo bool) (*inventory, map[string]*inventory, error) {
-	src := newInventory()
-	targets := map[string]*inventory{}
+// readInventories lists every resource of the rules once, all at once: each resource paces its
+// own calls, so the wall time is that of the largest resource, not the sum, and a resource that is
+// the source of some rules and the target of others is listed once. A resource that cannot be
+// read is marked (its err); only every source failing fails the pass.
+func (r *Reconciler) readInventories(ctx context.Context, withInfo bool) (map[string]*inventory, error) {
+	invs := map[string]*inventory{}
 	var mu sync.Mutex
-	var g errgroup.Group // no shared cancellation: one target's failure must not stop the others
+	var g errgroup.Group // no shared cancellation: one resource's failure must not stop the others
 	list := func(name string, l Lister, inv *inventory, kind replication.Kind) {
 		g.Go(func() error {
 			items, err := readItems(ctx, l, kind)
@@ -55,17 +56,19 @@ func (r *Reconciler) readInventories(ctx context.Context, withInfo bool) (*inven
 			return nil
 		})
 	}
-	for _, k := range kinds {
-		list("the source", r.Source, src, k)
-	}
-	for _, name := range r.Engine.TargetNames() {
-		inv := newInventory()
-		targets[name] = inv
-		l := r.Targets[name]
-		for _, k := range kinds {
-			list("target "+name, l, inv, k)
+	targets := r.Engine.TargetNames()
+	names := append(r.Engine.SourceNames(), targets...)
+	for _, name := range names {
+		if invs[name] != nil {
+			continue
 		}
-		if withInfo {
+		inv := newInventory()
+		invs[name] = inv
+		l := r.Resources[name]
+		for _, k := range kinds {
+			list(name, l, inv, k)
+		}
+		if withInfo && slices.Contains(targets, name) {
 			g.Go(func() error {
 				info, err := l.Info(ctx)
 				mu.Lock()
@@ -80,10 +83,16 @@ func (r *Reconciler) readInventories(ctx context.Context, withInfo bool) (*inven
 		}
 	}
 	_ = g.Wait()
-	if src.err != nil {
-		return nil, nil, fmt.Errorf("reconcile: %w", src.err)
+	var errs []error
+	for _, name := range r.Engine.SourceNames() {
+		if err := invs[name].err; err != nil {
+			errs = append(errs, err)
+		}
 	}
-	return src, targets, nil
+	if len(errs) == len(r.Engine.SourceNames()) {
+		return nil, fmt.Errorf("reconcile: %w", errors.Join(errs...))
+	}
+	return invs, nil
 }
 
 func readItems(ctx context.Context, l Lister, kind replication.Kind) (map[string]Item, error) {

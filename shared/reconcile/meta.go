@@ -59,10 +59,30 @@ type waitingState struct {
 }
 
 type waitEntry struct {
+	// Source is the resource the composed model is in; "" in entries written before rules (the
+	// default source).
+	Source  string       `json:"source,omitempty"`
 	ID      string       `json:"id"`
 	Deps    []Dependency `json:"deps"`
 	Targets []string     `json:"targets"`
 	Since   time.Time    `json:"since"`
+}
+
+// watchRow is the meta row of the watch over source: "watch" for the default source (the row of
+// deployments from before rules keeps its watermark), "watch:<name>" for every other source.
+func (r *Reconciler) watchRow(source string) string {
+	if source == "" || source == r.Engine.DefaultSource() {
+		return metaWatch
+	}
+	return metaWatch + ":" + source
+}
+
+// sourceOfWait is the source of a waiting entry.
+func (r *Reconciler) sourceOfWait(w waitEntry) string {
+	if w.Source != "" {
+		return w.Source
+	}
+	return r.Engine.DefaultSource()
 }
 
 // waitTTL: an entry still waiting after this is dropped; the sweep reports and retries it.

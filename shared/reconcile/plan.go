@@ -23,7 +23,8 @@ const (
 	Failed Category = "failed"
 	// InFlight: a replica is on its way (the pipeline is on it).
 	InFlight Category = "inflight"
-	// Conflict: the target holds something else under the id, which dimirror did not put there.
+	// Conflict: the target holds something of another origin under the id (trained there, or a
+	// copy of another resource's item); never overwritten.
 	Conflict Category = "conflict"
 	// Expiring: the model expires within the window (report only; not drift).
 	Expiring Category = "expiring"
@@ -63,11 +64,15 @@ type Entry struct {
 	Category Category         `json:"category"`
 	Action   Action           `json:"action"`
 	Kind     replication.Kind `json:"kind"`
-	SourceID string           `json:"sourceId,omitempty"`
-	Target   string           `json:"target"`
-	TargetID string           `json:"targetId,omitempty"`
-	Detail   string           `json:"detail,omitempty"`
-	Expires  *time.Time       `json:"expirationDateTime,omitempty"`
+	// Source is the resource the item is copied from (the rule's from); Origin the item it is a
+	// copy of, where it was trained ("<host>/<kind>/<id>").
+	Source   string     `json:"source,omitempty"`
+	Origin   string     `json:"origin,omitempty"`
+	SourceID string     `json:"sourceId,omitempty"`
+	Target   string     `json:"target"`
+	TargetID string     `json:"targetId,omitempty"`
+	Detail   string     `json:"detail,omitempty"`
+	Expires  *time.Time `json:"expirationDateTime,omitempty"`
 	// Result is what acting on the entry gave: the replica's status after the request, "deleted",
 	// "deferred" (the pass ran out of time), or "error: ...". Empty in a dry run.
 	Result string `json:"result,omitempty"`

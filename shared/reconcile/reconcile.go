@@ -22,6 +22,7 @@ import (
 	"iter"
 	"log/slog"
 	"path"
+	"slices"
 	"strings"
 	"time"
 
@@ -33,11 +34,15 @@ type Reconciler struct {
 	// Engine is the replication engine (a *replication.Engine): reconciliation acts only
 	// through it.
 	Engine Replicator
-	// Source and Targets list the same resources as Engine.Source and Engine.Targets (same names).
-	Source  Lister
-	Targets map[string]Lister
-	Meta    MetaStore
-	Filter  Filter
+	// Resources lists every resource of the engine's rules by name. Without it, Source (the
+	// engine's default source) and Targets (by target name) are used.
+	Resources map[string]Lister
+	Source    Lister
+	Targets   map[string]Lister
+	// RuleFilters narrow single rules beyond Filter (DIMIRROR_RULES' include, exclude, kinds).
+	RuleFilters map[replication.Rule]RuleFilter
+	Meta        MetaStore
+	Filter      Filter
 	// Prune lets the sweep delete orphans (target copies whose source is gone); default: report.
 	Prune bool
 	// Workers bounds the requests and deletions one pass runs at once; default 4.
@@ -53,6 +58,9 @@ type Reconciler struct {
 	Log    *slog.Logger
 
 	built bool // by New, which validated the wiring
+	// source is the source resource a per-source pass (watch) works on; "" on the top-level
+	// reconciler, which runs one such pass per source.
+	source string
 }
 
 const (
@@ -94,6 +102,15 @@ func (r *Reconciler) replace() bool { return r.Engine.Policy().Replace }
 // target, the meta store, the filter's globs) and returns it ready to run; a pass of a
 // Reconciler not built by New refuses to run instead of failing on a nil dependency midway.
 func New(c Reconciler) (*Reconciler, error) {
+	if c.Resources == nil && c.Engine != nil {
+		c.Resources = map[string]Lister{}
+		if c.Source != nil {
+			c.Resources[c.Engine.DefaultSource()] = c.Source
+		}
+		for name, l := range c.Targets {
+			c.Resources[name] = l
+		}
+	}
 	if err := c.check(); err != nil {
 		return nil, err
 	}
@@ -116,14 +133,22 @@ func (r *Reconciler) check() error {
 	switch {
 	case r == nil || r.Engine == nil:
 		return fmt.Errorf("reconcile: no replication engine")
-	case r.Source == nil:
-		return fmt.Errorf("reconcile: no source lister")
 	case r.Meta == nil:
 		return fmt.Errorf("reconcile: no meta store")
 	}
+	for _, name := range r.Engine.SourceNames() {
+		if r.Resources[name] == nil {
+			return fmt.Errorf("reconcile: no source lister for %s", name)
+		}
+	}
 	for _, name := range r.Engine.TargetNames() {
-		if r.Targets[name] == nil {
+		if r.Resources[name] == nil {
 			return fmt.Errorf("reconcile: target %s has no lister", name)
+		}
+	}
+	for rule, f := range r.RuleFilters {
+		if err := f.Validate(); err != nil {
+			return fmt.Errorf("reconcile: rule %s: %w", rule, err)
 		}
 	}
 	return r.Filter.Validate()
@@ -137,6 +162,14 @@ type Replicator interface {
 	MarkVanished(ctx context.Context, k replication.Key) error
 	Prune(ctx context.Context, k replication.Key, targetID string) (replication.PruneResult, error)
 	TargetNames() []string
+	SourceNames() []string
+	Rules() []replication.Rule
+	RuleTargets(source string) []string
+	DefaultSource() string
+	Host(name string) string
+	IsOrigin(name, origin string) bool
+	RowOrigin(row *replication.Replica, expires time.Time) (replication.Origin, bool)
+	RowOriginTag(row *replication.Replica) string
 	SourceTag(kind replication.Kind, id string) string
 	Policy() replication.Policy
 }
@@ -160,6 +193,57 @@ func (r *Reconciler) request(ctx context.Context, req replication.Request) ([]re
 		}
 	}
 	return r.Engine.Request(ctx, req)
+}
+
+// RuleFilter narrows one rule: its own include and exclude globs, and the kinds it copies
+// (empty: both).
+type RuleFilter struct {
+	Filter
+	Kinds []replication.Kind
+}
+
+// Match reports whether the rule copies kind/id (Filter.Match, then the kinds).
+func (f RuleFilter) Match(kind replication.Kind, id string) bool {
+	if len(f.Kinds) > 0 && !slices.Contains(f.Kinds, kind) {
+		return false
+	}
+	return f.Filter.Match(id)
+}
+
+// selects reports whether rule copies kind/id: DIMIRROR_INCLUDE/EXCLUDE and the rule's own filter.
+func (r *Reconciler) selects(rule replication.Rule, kind replication.Kind, id string) bool {
+	if !r.Filter.Match(id) {
+		return false
+	}
+	f, ok := r.RuleFilters[rule]
+	return !ok || f.Match(kind, id)
+}
+
+// forSource is the reconciler of a pass over one source resource.
+func (r *Reconciler) forSource(name string) *Reconciler {
+	c := *r
+	c.source = name
+	c.Source = r.Resources[name]
+	return &c
+}
+
+// sourceName is the source of a per-source pass.
+func (r *Reconciler) sourceName() string {
+	if r.source != "" {
+		return r.source
+	}
+	return r.Engine.DefaultSource()
+}
+
+// targetsFor lists the targets the pass's source's rules copy kind/id into.
+func (r *Reconciler) targetsFor(kind replication.Kind, id string) []string {
+	var out []string
+	for _, t := range r.Engine.RuleTargets(r.sourceName()) {
+		if r.selects(replication.Rule{From: r.sourceName(), To: t}, kind, id) {
+			out = append(out, t)
+		}
+	}
+	return out
 }
 
 // Filter selects the ids reconciliation copies: DIMIRROR_INCLUDE and DIMIRROR_EXCLUDE, path.Match

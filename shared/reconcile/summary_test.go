@@ -81,10 +81,16 @@ func TestReconcilerChecksItsWiring(t *testing.T) {
 		mutate func(r *reconcile.Reconciler)
 		want   string
 	}{
-		{"a target without a lister", func(r *reconcile.Reconciler) { r.Targets = map[string]reconcile.Lister{"westus2": e.west} }, "target eastus has no lister"},
+		{"a target without a lister", func(r *reconcile.Reconciler) { r.Resources, r.Targets = nil, map[string]reconcile.Lister{"westus2": e.west} }, "target eastus has no lister"},
 		{"no engine", func(r *reconcile.Reconciler) { r.Engine = nil }, "no replication engine"},
-		{"no source lister", func(r *reconcile.Reconciler) { r.Source = nil }, "no source lister"},
+		{"no source lister", func(r *reconcile.Reconciler) { r.Resources, r.Source = nil, nil }, "no source lister"},
 		{"no meta store", func(r *reconcile.Reconciler) { r.Meta = nil }, "no meta store"},
+		{"a source without a lister", func(r *reconcile.Reconciler) {
+			r.Resources = map[string]reconcile.Lister{"westus2": e.west, "eastus": e.east}
+		}, "no source lister for source"},
+		{"a malformed rule filter", func(r *reconcile.Reconciler) {
+			r.RuleFilters = map[replication.Rule]reconcile.RuleFilter{{From: "source", To: "westus2"}: {Filter: reconcile.Filter{Exclude: []string{"[z-"}}}}
+		}, "rule source>westus2"},
 		{"a malformed filter", func(r *reconcile.Reconciler) { r.Filter = reconcile.Filter{Include: []string{"[z-"}} }, "malformed"},
 	}
 	for _, tt := range tests {

@@ -29,13 +29,60 @@ const (
 // requested in a target only once its component models and classifier are verified there; until
 // then its dependencies are requested and it waits on a list every pass works through. When a
 // request fails the watermark stays, so the next pass sees the same operations again.
+//
+// With several source resources, each has its own pass, operation list and watermark row (the
+// default source keeps the "watch" row); the plan is their union, its report saved once.
 func (r *Reconciler) Watch(ctx context.Context) (*Plan, error) {
 	if err := r.ready(); err != nil {
 		return nil, err
 	}
+	sources := r.Engine.SourceNames()
+	if len(sources) == 1 {
+		return r.forSource(sources[0]).watchOne(ctx)
+	}
 	plan := &Plan{Run: runWatch, Started: r.now(), Targets: r.Engine.TargetNames(), Entries: []Entry{}}
+	var errs []error
+	for _, name := range sources {
+		p, err := r.forSource(name).watchOne(ctx)
+		if err != nil {
+			// One source's meta row unreadable must not stop the others' watches.
+			errs = append(errs, fmt.Errorf("source %s: %w", name, err))
+			plan.Errors++
+			continue
+		}
+		plan.Entries = append(plan.Entries, p.Entries...)
+		plan.Operations += p.Operations
+		plan.Running += p.Running
+		plan.Waiting += p.Waiting
+		plan.Errors += p.Errors
+		for _, n := range p.Notes {
+			plan.note("source " + name + ": " + n)
+		}
+		if p.Watermark != nil && (plan.Watermark == nil || p.Watermark.Before(*plan.Watermark)) {
+			plan.Watermark = p.Watermark // the oldest: how far behind the watch may be
+		}
+	}
+	if len(errs) == len(sources) {
+		return nil, errors.Join(errs...)
+	}
+	plan.Finished = r.now()
+	plan.sortEntries()
+	rep := plan.Report()
+	fctx, cancel := finishing(ctx)
+	defer cancel()
+	if err := updateMeta(fctx, r, metaWatch, func(cur *watchState) { cur.Last = &rep }); err != nil {
+		plan.Errors++
+		r.log().ErrorContext(ctx, "watch: saving the report failed", "err", err.Error())
+	}
+	return plan, nil
+}
+
+// watchOne is the watch over one source resource (r.source). It saves its report in its own row;
+// with several sources, Watch then saves the union as the last watch's report.
+func (r *Reconciler) watchOne(ctx context.Context) (*Plan, error) {
+	plan := &Plan{Run: runWatch, Started: r.now(), Targets: r.Engine.RuleTargets(r.sourceName()), Entries: []Entry{}}
 	var st watchState
-	if _, err := r.loadMeta(ctx, metaWatch, &st); err != nil {
+	if _, err := r.loadMeta(ctx, r.watchRow(r.source), &st); err != nil {
 		return nil, err
 	}
 	cutoff := st.Watermark.Add(-watchOverlap)
@@ -132,7 +179,7 @@ func (r *Reconciler) Watch(ctx context.Context) (*Plan, error) {
 	rep := plan.Report()
 	ctx, cancel := finishing(ctx)
 	defer cancel()
-	err := updateMeta(ctx, r, metaWatch, func(cur *watchState) {
+	err := updateMeta(ctx, r, r.watchRow(r.source), func(cur *watchState) {
 		if advance && newest.After(cur.Watermark) {
 			cur.Watermark = newest
 		}
@@ -240,7 +287,7 @@ func (r *Reconciler) watchRequests(ctx context.Context, plan *Plan, done []Opera
 			return
 		}
 		c := byKey[k]
-		targets := plan.Targets
+		targets := r.targetsFor(c.kind, c.id)
 		if c.composed {
 			deps, err := r.Source.Dependencies(ctx, c.id)
 			if errors.Is(err, ErrNotFound) {
@@ -262,7 +309,7 @@ func (r *Reconciler) watchRequests(ctx context.Context, plan *Plan, done []Opera
 					Detail: "waits for its dependencies in the target"})
 			}
 			if len(notReady) > 0 {
-				*waiting = append(*waiting, waitEntry{ID: c.id, Deps: deps, Targets: notReady, Since: plan.Started})
+				*waiting = append(*waiting, waitEntry{Source: r.sourceName(), ID: c.id, Deps: deps, Targets: notReady, Since: plan.Started})
 			}
 			targets = ready
 		}
@@ -281,7 +328,7 @@ func (r *Reconciler) watchRequest(ctx context.Context, plan *Plan, kind replicat
 	if len(targets) == 0 {
 		return nil, false, true // already requested in this pass
 	}
-	reps, err := r.request(ctx, replication.Request{Kind: kind, SourceID: id, Targets: targets})
+	reps, err := r.request(ctx, replication.Request{Source: r.sourceName(), Kind: kind, SourceID: id, Targets: targets})
 	if err != nil {
 		msg, failed := requestError(err)
 		if failed {
@@ -289,12 +336,12 @@ func (r *Reconciler) watchRequest(ctx context.Context, plan *Plan, kind replicat
 			r.log().ErrorContext(ctx, "watch: requesting replication failed", "kind", string(kind), "sourceId", id, "err", err.Error())
 		}
 		for _, t := range targets {
-			plan.Entries = append(plan.Entries, Entry{Category: Missing, Action: ActStart, Kind: kind, SourceID: id, Target: t, TargetID: id, Detail: detail, Result: msg})
+			plan.Entries = append(plan.Entries, Entry{Category: Missing, Action: ActStart, Kind: kind, Source: r.sourceName(), SourceID: id, Target: t, TargetID: id, Detail: detail, Result: msg})
 		}
 		return nil, errors.Is(err, replication.ErrSourceNotFound), !failed
 	}
 	for _, rep := range reps {
-		e := Entry{Kind: kind, SourceID: id, Target: rep.Target, TargetID: rep.TargetID, Detail: detail, Result: replicaResult(rep)}
+		e := Entry{Kind: kind, Source: r.sourceName(), Origin: rep.Origin, SourceID: id, Target: rep.Target, TargetID: rep.TargetID, Detail: detail, Result: replicaResult(rep)}
 		switch {
 		case rep.Status.InFlight() && !rep.RequestedAt.Before(plan.Started):
 			e.Category, e.Action = Missing, ActStart
@@ -382,6 +429,9 @@ func (r *Reconciler) workWaiting(ctx context.Context, plan *Plan) {
 		if ctx.Err() != nil {
 			break
 		}
+		if r.sourceOfWait(w) != r.sourceName() {
+			continue // another source's pass works through it
+		}
 		if plan.Started.Sub(w.Since) > waitTTL {
 			drop[w.ID] = true
 			plan.note(fmt.Sprintf("composed model %q waited more than %s for its dependencies; the sweep takes it over", w.ID, waitTTL))
@@ -402,7 +452,7 @@ func (r *Reconciler) workWaiting(ctx context.Context, plan *Plan) {
 		if len(ready) == 0 {
 			continue // requested earlier in this pass
 		}
-		reps, err := r.request(ctx, replication.Request{Kind: replication.KindModel, SourceID: w.ID, Targets: ready})
+		reps, err := r.request(ctx, replication.Request{Source: r.sourceName(), Kind: replication.KindModel, SourceID: w.ID, Targets: ready})
 		switch {
 		case errors.Is(err, replication.ErrSourceNotFound):
 			drop[w.ID] = true
@@ -414,7 +464,7 @@ func (r *Reconciler) workWaiting(ctx context.Context, plan *Plan) {
 			continue
 		}
 		for _, rep := range reps {
-			plan.Entries = append(plan.Entries, Entry{Category: Missing, Action: ActStart, Kind: replication.KindModel, SourceID: w.ID,
+			plan.Entries = append(plan.Entries, Entry{Category: Missing, Action: ActStart, Kind: replication.KindModel, Source: r.sourceName(), SourceID: w.ID,
 				Target: rep.Target, TargetID: rep.TargetID, Detail: "its dependencies are verified", Result: replicaResult(rep)})
 		}
 	}
@@ -424,6 +474,10 @@ func (r *Reconciler) workWaiting(ctx context.Context, plan *Plan) {
 	err := updateMeta(ctx, r, metaWaiting, func(cur *waitingState) {
 		kept := cur.Entries[:0]
 		for _, w := range cur.Entries {
+			if r.sourceOfWait(w) != r.sourceName() {
+				kept = append(kept, w)
+				continue
+			}
 			if drop[w.ID] {
 				continue
 			}
