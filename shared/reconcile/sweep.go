@@ -223,10 +223,16 @@ func (s *sweep) expiring(exp time.Time) bool {
 // false when nothing (in sync, or the target cannot be judged).
 func (s *sweep) classifyOne(source string, src Item, o replication.Origin, t string) (Entry, bool) {
 	inv := s.targets[t]
+	row := s.idx.byKey[replication.Key{Kind: src.Kind, SourceID: src.ID, Target: t}]
+	if inv.err != nil && row != nil && row.Status.InFlight() {
+		// The target is down: what waits for it is still reported, so an outage shows which
+		// replicas are pending there (and since when).
+		return Entry{Category: InFlight, Action: ActNone, Kind: src.Kind, Source: source, SourceID: src.ID, Target: t, TargetID: row.TargetID,
+			Detail: fmt.Sprintf("replica %s since %s; the target could not be listed (last error %s)", row.Status, row.RequestedAt.Format(time.RFC3339), row.ErrorCode)}, true
+	}
 	if inv.err != nil || inv.unsupported[src.Kind] {
 		return Entry{}, false
 	}
-	row := s.idx.byKey[replication.Key{Kind: src.Kind, SourceID: src.ID, Target: t}]
 	tid := src.ID
 	if row != nil && row.TargetID != "" {
 		tid = row.TargetID

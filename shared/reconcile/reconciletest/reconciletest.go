@@ -70,6 +70,7 @@ type Resource struct {
 	// buildDeps are the dependencies of running composes, by operation id.
 	buildDeps map[string][]reconcile.Dependency
 	calls     map[string]int
+	down      bool // SetDown: every call answers 503
 	errs      map[string][]error
 
 	// Limit is the custom model limit (0: none). NoClassifiers and NoOperations make the
@@ -96,8 +97,18 @@ func (r *Resource) Calls(method string) int {
 	return r.calls[method]
 }
 
+// SetDown makes every call answer 503 (a regional outage) until SetDown(false).
+func (r *Resource) SetDown(down bool) {
+	r.w.mu.Lock()
+	defer r.w.mu.Unlock()
+	r.down = down
+}
+
 func (r *Resource) call(method string) error {
 	r.calls[method]++
+	if r.down {
+		return &replication.ServiceError{Class: replication.ClassTransient, Code: "ServiceUnavailable", StatusCode: 503, Message: "the resource is unreachable"}
+	}
 	if q := r.errs[method]; len(q) > 0 {
 		r.errs[method] = q[1:]
 		return q[0]
