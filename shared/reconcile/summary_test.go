@@ -81,7 +81,9 @@ func TestReconcilerChecksItsWiring(t *testing.T) {
 		mutate func(r *reconcile.Reconciler)
 		want   string
 	}{
-		{"a target without a lister", func(r *reconcile.Reconciler) { r.Resources, r.Targets = nil, map[string]reconcile.Lister{"westus2": e.west} }, "target eastus has no lister"},
+		{"a target without a lister", func(r *reconcile.Reconciler) {
+			r.Resources, r.Targets = nil, map[string]reconcile.Lister{"westus2": e.west}
+		}, "target eastus has no lister"},
 		{"no engine", func(r *reconcile.Reconciler) { r.Engine = nil }, "no replication engine"},
 		{"no source lister", func(r *reconcile.Reconciler) { r.Resources, r.Source = nil, nil }, "no source lister"},
 		{"no meta store", func(r *reconcile.Reconciler) { r.Meta = nil }, "no meta store"},
