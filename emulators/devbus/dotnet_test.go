@@ -2,6 +2,7 @@ package devbus_test
 
 import (
 	"bytes"
+	"fmt"
 	"math"
 	"reflect"
 	"testing"
@@ -175,7 +176,7 @@ func (c *dotNetConn) dispose(id uint32, state amqpframe.DeliveryState) amqpframe
 // pre-settled sender to node and a receiver from node whose target is the reply-to.
 func (c *dotNetConn) duplex(name, node string, sender, receiver uint32, props amqpframe.Map) string {
 	c.t.Helper()
-	replyTo := "5f1c0c3e9b2a4d8e8f7a6b5c4d3e2f10" // a Guid in "N" format
+	replyTo := fmt.Sprintf("5f1c0c3e9b2a4d8e8f7a6b5c4d3e%04x", receiver) // a Guid in "N" format, one per link pair
 	settled := amqpframe.SenderSettleSettled
 	idc := uint32(0)
 	c.attach(&amqpframe.Attach{Name: name + ":sender", Handle: sender, Role: amqpframe.RoleSender,
@@ -544,8 +545,36 @@ func TestDotNetReceiveAndSettle(t *testing.T) {
 			t.Errorf("%s: body %q", id, m.body)
 		}
 	}
+	// schedule-message: a list of maps holding the encoded message and its message-id;
+	// the sequence numbers come back as a long[]. cancel-scheduled-message takes them.
+	scheduled, err := amqpframe.AppendSection(nil, amqpframe.SectionMessageAnnotations, amqpframe.Map{
+		{Key: amqpframe.Symbol("x-opt-scheduled-enqueue-time"), Value: time.Now().Add(time.Hour).UTC().Truncate(time.Millisecond)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	scheduled = append(scheduled, dotNetEncode(t, []any{"scheduled"}, nil, []byte("later"))...)
+	reply = call("com.microsoft:schedule-message", amqpframe.Map{{Key: "messages", Value: []any{
+		amqpframe.Map{{Key: "message", Value: scheduled}, {Key: "message-id", Value: "scheduled"}}}}})
+	if s := status(reply); s != 200 {
+		t.Fatalf("schedule-message: status %d (%v)", s, reply.appProps)
+	}
+	seqs, ok := mapValue(t, reply.body.(amqpframe.Map), "sequence-numbers").(amqpframe.Array)
+	if !ok || len(seqs.Values) != 1 {
+		t.Fatalf("sequence-numbers = %#v, want an array of one long", seqs)
+	}
+	if _, ok := seqs.Values[0].(int64); !ok {
+		t.Fatalf("sequence-numbers holds %T, not longs", seqs.Values[0])
+	}
+	if s := stats(t, b, "orders"); s.Scheduled != 1 {
+		t.Errorf("after schedule-message: stats = %+v", s)
+	}
+	reply = call("com.microsoft:cancel-scheduled-message", amqpframe.Map{{Key: "sequence-numbers", Value: seqs}})
+	if s := status(reply); s != 200 {
+		t.Fatalf("cancel-scheduled-message: status %d (%v)", s, reply.appProps)
+	}
+
 	st := stats(t, b, "orders")
-	if st.Completed != 1 || st.DeadLettered != 2 || st.Abandoned != 1 || st.Active+st.Locked+st.Deferred != 0 {
+	if st.Completed != 1 || st.DeadLettered != 2 || st.Abandoned != 1 || st.Active+st.Locked+st.Deferred+st.Scheduled != 0 {
 		t.Errorf("stats = %+v", st)
 	}
 }
