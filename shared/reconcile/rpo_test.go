@@ -25,7 +25,7 @@ func (e *env) rpoRow(id string, st replication.Status, ready, done time.Duration
 }
 
 func TestSummaryRPOFigures(t *testing.T) {
-	e := newEnv(t) // the default objective, 15 minutes
+	e := newEnv(t)                                                                 // the default objective, 15 minutes
 	e.rpoRow("met", replication.StatusSucceeded, 65*time.Minute, time.Hour)        // lag 5m
 	e.rpoRow("late", replication.StatusSucceeded, 140*time.Minute, 2*time.Hour)    // lag 20m
 	e.rpoRow("last-week", replication.StatusSucceeded, 31*time.Hour, 30*time.Hour) // outside the window
