@@ -64,7 +64,9 @@ func TestSchemaFingerprintKinds(t *testing.T) {
 		fp(cls(`{"docTypes":{"a":{},"b":{}}}`)) == fp(cls(`{"docTypes":{"a":{},"c":{}}}`)) {
 		t.Error("classifier fingerprints")
 	}
-	v21 := func(raw string) *Model { return &Model{Kind: KindModel, ID: "m", APIVersion: "2.1", Raw: json.RawMessage(raw)} }
+	v21 := func(raw string) *Model {
+		return &Model{Kind: KindModel, ID: "m", APIVersion: "2.1", Raw: json.RawMessage(raw)}
+	}
 	if fp(v21(`{"modelInfo":{"modelId":"m"},"trainResult":{"fields":[{"fieldName":"b"},{"fieldName":"a"}]}}`)) != fp(v21(`{"modelInfo":{"modelId":"m","status":"ready"},"trainResult":{"fields":[{"fieldName":"a","accuracy":1},{"fieldName":"b"}]}}`)) ||
 		fp(v21(`{"trainResult":{"fields":[{"fieldName":"a"}]}}`)) == fp(v21(`{"trainResult":{"fields":[{"fieldName":"c"}]}}`)) {
 		t.Error("v2.1 fingerprints")
