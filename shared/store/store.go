@@ -468,11 +468,11 @@ func decodeToken(tok string) (token, error) {
 	dec.DisallowUnknownFields()
 	switch b[0] {
 	case '[':
-		var v [2]string
-		if dec.Decode(&v) != nil || dec.More() || v[0] == "" {
+		var v []string
+		if dec.Decode(&v) != nil || dec.More() || len(v) != 2 || v[0] == "" {
 			return token{}, replication.ErrInvalidToken
 		}
-		return token{scan: &v}, nil
+		return token{scan: &[2]string{v[0], v[1]}}, nil
 	case '{':
 		var v indexToken
 		// A group ends in '!' and holds no character the index's key parts are not written with.
