@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -159,7 +160,19 @@ func (t *Tables) writeIntent(ctx context.Context, k replication.Key, from string
 // dead reports whether an intent of a row that is not in flight (current is the row's ETag, ""
 // when the row is gone) can no longer announce a write that puts the row in flight.
 func (t *Tables) dead(in *intent, current string) bool {
-	return in.From != current || t.now().Sub(in.Since) > staleIntent
+	return !sameETag(in.From, current) || t.now().Sub(in.Since) > staleIntent
+}
+
+// sameETag compares two ETags of a row, one of which may have come from an entity's
+// odata.etag and the other from an ETag header: the service writes both percent-encoded, and
+// comparing them decoded keeps a difference in that encoding from judging a live intent dead.
+func sameETag(a, b string) bool {
+	if a == b {
+		return true
+	}
+	da, errA := url.PathUnescape(a)
+	db, errB := url.PathUnescape(b)
+	return errA == nil && errB == nil && da == db
 }
 
 // deleteIntent removes an intent if it is unchanged since it was read. A lost race or an

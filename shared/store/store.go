@@ -285,7 +285,11 @@ func (t *Tables) Create(ctx context.Context, r *replication.Replica) error {
 		return fmt.Errorf("store: create %s: %w", r.Key, err)
 	}
 	r.ETag = string(resp.ETag)
-	t.afterWrite(ctx, r)
+	if r.Status.InFlight() {
+		// A new row out of flight has no intents to drop but what a crashed create left,
+		// which listings find dead (its From is no longer the row's ETag).
+		t.afterWrite(ctx, r)
+	}
 	return nil
 }
 
