@@ -472,11 +472,11 @@ func (q *inlineQueue) Schedule(_ context.Context, m *replication.CopyMessage, af
 	if q.seen == nil {
 		q.seen = map[string]bool{}
 	}
-	if id := m.MessageID(); q.seen[id] {
+	id := m.MessageID()
+	if q.seen[id] {
 		return nil
-	} else {
-		q.seen[id] = true
 	}
+	q.seen[id] = true
 	c := *m
 	q.msgs = append(q.msgs, queued{msg: &c, at: q.now().Add(after)})
 	return nil
