@@ -26,7 +26,7 @@ func (r *Reconciler) rpo() time.Duration {
 // Caps that keep the summary small whatever the table holds.
 const (
 	// maxAtRiskListed bounds the replicas at risk listed per target (the counts are exact).
-	maxAtRiskListed = 50
+	maxAtRiskListed = 200
 	// maxLagPoints bounds the lag points per target (the most recent are kept).
 	maxLagPoints = 500
 )

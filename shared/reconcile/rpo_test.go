@@ -73,7 +73,7 @@ func TestSummaryRPOFigures(t *testing.T) {
 // The at-risk list is capped; the counts are not.
 func TestSummaryRPOListCapped(t *testing.T) {
 	e := newEnv(t)
-	for i := range 60 {
+	for i := range 210 {
 		e.rpoRow("m"+time.Duration(i).String(), replication.StatusPending, time.Hour+time.Duration(i)*time.Second, 0)
 	}
 	s, err := e.rec.Summary(e.ctx)
@@ -81,7 +81,7 @@ func TestSummaryRPOListCapped(t *testing.T) {
 		t.Fatal(err)
 	}
 	f := s.Targets[1].RPO
-	if f.AtRisk != 60 || len(f.AtRiskReplicas) != 50 || !f.AtRiskTruncated {
+	if f.AtRisk != 210 || len(f.AtRiskReplicas) != 200 || !f.AtRiskTruncated {
 		t.Errorf("at risk %d, listed %d, truncated %v", f.AtRisk, len(f.AtRiskReplicas), f.AtRiskTruncated)
 	}
 }
