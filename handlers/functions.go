@@ -68,6 +68,8 @@ type Functions struct {
 	// Reconciler runs the watch and sweep timers and answers the summary; nil leaves them
 	// unconfigured (501 / a failed pass).
 	Reconciler reconciler
+	// Driller runs the drill (GET /api/drill); nil answers 501.
+	Driller driller
 	// PollTimeout bounds one poll pass (it should end before the next tick); default 50s.
 	PollTimeout time.Duration
 	// WatchTimeout and SweepTimeout bound one pass; defaults in reconcile.go.

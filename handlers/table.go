@@ -79,6 +79,18 @@ func (a *Functions) Table() []Function {
 			HTTP:    a.Status,
 		},
 		{
+			Spec: funcdef.Spec{Name: "dashboard", Trigger: funcdef.HTTPTrigger, Binding: bindingRequest, Output: bindingResponse,
+				Methods: []string{"get"}, Route: "dashboard"},
+			Timeout: defaultStatusTimeout,
+			HTTP:    func(w http.ResponseWriter, r *http.Request, _ map[string]string) { a.Dashboard(w, r) },
+		},
+		{
+			Spec: funcdef.Spec{Name: "drill", Trigger: funcdef.HTTPTrigger, Binding: bindingRequest, Output: bindingResponse,
+				Methods: []string{"get"}, Route: "drill"},
+			Timeout: defaultDrillTimeout,
+			HTTP:    func(w http.ResponseWriter, r *http.Request, _ map[string]string) { a.Drill(w, r) },
+		},
+		{
 			Spec:    funcdef.Spec{Name: "startcopy", Trigger: funcdef.ServiceBusTrigger, Binding: bindingMessage},
 			Timeout: defaultStartCopyTimeout,
 			Queue:   a.StartCopy,
@@ -97,10 +109,11 @@ func (a *Functions) Table() []Function {
 			Timeout: orDefault(a.WatchTimeout, defaultWatchTimeout),
 			Timer: func(ctx context.Context) (string, error) {
 				p, err := a.Watch(ctx)
+				missed := a.reportRPO(ctx) // the objective is judged every watch pass, whatever the watch found
 				if err != nil {
 					return "", err
 				}
-				return planLine(p), nil
+				return planLine(p) + missed, nil
 			},
 		},
 		{

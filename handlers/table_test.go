@@ -99,6 +99,13 @@ func TestEveryFunctionInBothHostings(t *testing.T) {
 		{function: "status", payload: func(t *testing.T) []byte {
 			return httpPayload(t, "status", "GET", "/api/replications/model", map[string]string{"kind": "model"}, "")
 		}, status: 200, res: 404, method: "GET", path: "/api/replications/model"},
+		{function: "dashboard", payload: func(t *testing.T) []byte {
+			return httpPayload(t, "dashboard", "GET", "/api/dashboard", map[string]string{}, "")
+		}, status: 200, res: 200, method: "GET", path: "/api/dashboard"},
+		// This fixture has no drill configured.
+		{function: "drill", payload: func(t *testing.T) []byte {
+			return httpPayload(t, "drill", "GET", "/api/drill", map[string]string{}, "")
+		}, status: 200, res: 501, method: "GET", path: "/api/drill"},
 		{function: "startcopy", payload: func(t *testing.T) []byte { return queuePayload(t, checkBody) }, status: 200, logs: "handled"},
 		{function: "startcopy", payload: func(t *testing.T) []byte { return queuePayload(t, `{"kind":"model"}`) }, status: 422, logs: "poison"},
 		{function: "poll", payload: timerPayload, status: 200, logs: "poll: "},

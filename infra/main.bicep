@@ -102,6 +102,12 @@ param operationRate string = '45'
 @description('Share of the rates above that dimirror may use on each Document Intelligence resource, the rest left to your own calls; the rates also drop on 429s and recover gradually (DIMIRROR_BUDGET_SHARE, more than 0, at most 1).')
 param budgetShare string = '0.8'
 
+@description('Recovery point objective (DIMIRROR_RPO): each replica should be verified in its target within this of its source model being ready; a replica that misses it logs one rpo-missed event. A Go duration, at least 1m.')
+param rpo string = '15m'
+
+@description('A model or target copy expiring sooner is reported by the sweep and fails the drill (DIMIRROR_EXPIRY_WARNING). A Go duration; 720h is 30 days.')
+param expiryWarning string = '720h'
+
 @description('Tries of one copy before it is given up (DIMIRROR_MAX_ATTEMPTS).')
 @minValue(1)
 @maxValue(100)
@@ -355,6 +361,8 @@ module app 'modules/functionapp.bicep' = {
     managementRate: managementRate
     operationRate: operationRate
     budgetShare: budgetShare
+    rpo: rpo
+    expiryWarning: expiryWarning
   }
 }
 

@@ -7,16 +7,15 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/dimirror/dimirror/internal/app"
+	"github.com/dimirror/dimirror/internal/memstore"
 	"github.com/dimirror/dimirror/internal/statustable"
 	"github.com/dimirror/dimirror/shared/config"
-	"github.com/dimirror/dimirror/shared/docintel"
 	"github.com/dimirror/dimirror/shared/replication"
-	"github.com/dimirror/dimirror/shared/resources"
 )
 
 func init() {
@@ -28,15 +27,20 @@ func init() {
 
 const copyHelp = `Usage: dimirror copy --id ID [flags]
 
-Copies one model or classifier from the source resource into target resources directly:
-authorizeCopy on each target, copyTo on the source, then it polls every copy until it ends.
-No queue and no table are involved, so it works while the functions are down; the copies
-carry the same tags as the pipeline's, so dimirror later recognises them as up to date.
+Copies one model or classifier from the source resource into target resources now, by the
+pipeline's own steps (authorizeCopy on each target, copyTo on the source, then every copy is
+followed until it ends and the target is verified), with the same clients and pacing as the
+functions. Its state is kept in memory: no queue and no table are involved, so it works while
+the functions are down. The copies carry the same tags as the pipeline's, so dimirror later
+recognises them as up to date.
 
 A target that already holds this version of the source is reported "up-to-date" and left
-alone. A target holding another model under the id fails, unless --replace. A copy operation
-that fails for a reason a new attempt may fix (an internal error, an expired authorization)
-is retried with a new authorization, up to --attempts times.
+alone. A target holding another model under the id fails; with --replace (or
+DIMIRROR_REPLACE=true) dimirror's own copy of an older version of the source is replaced, but
+a model dimirror did not make never is. A copy that fails for a reason a new attempt may fix
+(an internal error, an expired authorization) is retried with a new authorization after 2s,
+doubling, up to --attempts times. A target that is throttled or at its model limit waits
+("waiting") without using up an attempt, until --timeout.
 
 On a terminal the progress of every target is shown live (state, percent, elapsed); otherwise
 one line per change. --json prints only the result, as JSON.
@@ -75,7 +79,7 @@ func parseCopyFlags(args []string, stdout, stderr io.Writer) (copyRequest, int, 
 	fs.StringVar(&r.id, "id", "", "the source model or classifier `id` (required)")
 	to := fs.String("to", "", "comma-separated target `names` (default: every configured target)")
 	fs.StringVar(&r.targetID, "target-id", "", "the `id` in the targets (default: the source id)")
-	fs.BoolVar(&r.replace, "replace", false, "delete a different model that holds the id in a target, then copy")
+	fs.BoolVar(&r.replace, "replace", false, "replace dimirror's copy of an older version of the source in a target (never a model dimirror did not make)")
 	fs.IntVar(&r.attempts, "attempts", 3, "copy attempts per target before it is given up")
 	fs.DurationVar(&r.timeout, "timeout", 30*time.Minute, "give up on copies not finished after this `duration`")
 	fs.BoolVar(&r.json, "json", false, "print only the result, as JSON")
@@ -95,7 +99,7 @@ func parseCopyFlags(args []string, stdout, stderr io.Writer) (copyRequest, int, 
 	switch {
 	case r.id == "":
 		return usageErr("--id is required: the id of the source %s to copy", r.kind)
-	case !replication.ValidID(r.id) && !isV21ID(r.id):
+	case !replication.ValidID(r.id): // v2.1's UUID model ids are valid ids too
 		return usageErr("--id %q is not a valid id (letters, digits, '.', '_', '~', '-'; 2-64 characters)", r.id)
 	case r.targetID != "" && !replication.ValidID(r.targetID):
 		return usageErr("--target-id %q is not a valid id (letters, digits, '.', '_', '~', '-'; 2-64 characters)", r.targetID)
@@ -115,24 +119,6 @@ func parseCopyFlags(args []string, stdout, stderr io.Writer) (copyRequest, int, 
 		}
 	}
 	return r, exitOK, true
-}
-
-// isV21ID accepts v2.1 model ids, which are UUIDs.
-func isV21ID(s string) bool {
-	if len(s) != 36 {
-		return false
-	}
-	for i, c := range s {
-		switch {
-		case i == 8 || i == 13 || i == 18 || i == 23:
-			if c != '-' {
-				return false
-			}
-		case !strings.ContainsRune("0123456789abcdefABCDEF", c):
-			return false
-		}
-	}
-	return true
 }
 
 func runCopy(ctx context.Context, args []string, stdout, stderr io.Writer, env cliEnv) int {
@@ -184,37 +170,28 @@ type badUsage struct{ msg string }
 
 func (e badUsage) Error() string { return e.msg }
 
-// Job states, as shown.
+// Job states, as shown: the replica's status in the words of an operator watching one copy.
 const (
-	jobWaiting   = "waiting"
-	jobChecking  = "checking"
+	jobWaiting   = "waiting" // not requested yet, or a step could not run (throttled, target full)
 	jobAuthorize = "authorizing"
 	jobCopying   = "copying"
-	jobVerifying = "verifying"
 	jobRetrying  = "retrying"
-	jobReplacing = "replacing"
 	jobSucceeded = "succeeded"
 	jobUpToDate  = "up-to-date"
 	jobFailed    = "failed"
 )
 
-// copyJob is the copy into one target.
+// copyJob is what the views show of the replica in one target.
 type copyJob struct {
 	target   string
-	client   *docintel.Client // the target
-	from     *docintel.Client // the source client that copies into this target (degrade header)
-	v21      bool             // the service picks the target id
 	targetID string
-
 	state    string
 	percent  int
 	attempt  int
 	opURL    string
-	nextAt   time.Time // when a retrying job starts its next attempt
-	ended    time.Duration
+	ended    time.Duration // since the command started, once the job is terminal
 	errCode  string
 	errMsg   string
-	pollErrs int // consecutive failed polls
 }
 
 func (j *copyJob) terminal() bool {
@@ -223,96 +200,105 @@ func (j *copyJob) terminal() bool {
 
 func (j *copyJob) ok() bool { return j.state == jobSucceeded || j.state == jobUpToDate }
 
-// copier runs the copies round by round: every round takes each unfinished target one step
-// further, in the order the targets were given, then waits. One goroutine and a fixed order
-// keep the progress display (and its tests) deterministic; the service does the copying in
-// parallel anyway.
-type copier struct {
-	kind       replication.Kind
-	sourceID   string
-	sourceName string
-	source     *docintel.Client
-	jobs       []*copyJob
-	replace    bool
-	attempts   int
-	interval   time.Duration
-	callTO     time.Duration // each call's deadline: the run's --timeout is far longer
-	env        cliEnv
-	view       copyView
-
-	start time.Time
-	src   *docintel.Model
+// show takes the job's state from its replica.
+func (j *copyJob) show(r *replication.Replica, start time.Time) {
+	j.targetID, j.percent, j.attempt, j.opURL = r.TargetID, r.Percent, r.Attempt, r.OperationURL
+	j.errCode, j.errMsg = r.ErrorCode, r.ErrorMessage
+	switch r.Status {
+	case replication.StatusSucceeded, replication.StatusFailed:
+		j.state, j.ended = jobFailed, r.CompletedAt.Sub(start)
+		if r.Status == replication.StatusSucceeded {
+			j.state = jobSucceeded
+			if r.UpToDate() {
+				j.state = jobUpToDate
+			}
+		}
+	case replication.StatusCopying:
+		j.state = jobCopying
+	default: // pending, authorized
+		switch {
+		case r.ErrorCode != "" && r.Status == replication.StatusPending && r.Attempt > 1:
+			j.state = jobRetrying // an attempt failed; the next one is due after its backoff
+		case r.ErrorCode != "":
+			j.state = jobWaiting
+		default:
+			j.state = jobAuthorize
+		}
+	}
 }
 
-const (
-	pollInterval = time.Second
-	maxPollErrs  = 10 // consecutive transient poll failures before a target is given up
-)
+func (j *copyJob) fail(at time.Duration, code, msg string) {
+	j.state, j.ended, j.errCode, j.errMsg = jobFailed, at, code, msg
+}
+
+// copier runs the engine's own steps for one source item, with its state in memory: Request
+// authorizes every target and queues the copies, the inline queue hands each message to the
+// engine's Handle, and a poll pass every second follows the copies, verifies the targets and
+// starts the retries the engine scheduled. One goroutine drives it and the command's clock
+// times it, so the progress display (and its tests) are deterministic.
+type copier struct {
+	kind     replication.Kind
+	sourceID string
+	targetID string
+	eng      *replication.Engine
+	queue    *inlineQueue
+	jobs     []*copyJob
+	interval time.Duration
+	env      cliEnv
+	view     copyView
+
+	start time.Time
+}
+
+// pollInterval is the time between poll passes: the engine's due times (retries, checks)
+// are met within it.
+const pollInterval = time.Second
+
+// cliRetryBase is the backoff before an operator's copy tries again, doubling per attempt: the
+// operator is watching, so it is seconds rather than the pipeline's DIMIRROR_RETRY_BASE.
+const cliRetryBase = 2 * time.Second
 
 func newCopier(cfg *config.Config, req copyRequest, env cliEnv) (*copier, error) {
 	names := req.to
 	if len(names) == 0 {
 		names = targetNames(cfg.Targets)
 	}
-	creds := app.NewCredentials(nil)
-	source, err := creds.DocIntel(cfg.Source.Endpoint, cfg.Source.Key, docintel.Options{CallTimeout: cfg.CallTimeout, APIVersion: cfg.Source.APIVersion})
-	if err != nil {
-		return nil, fmt.Errorf("source: %w", err)
-	}
-	c := &copier{kind: req.kind, sourceID: req.id, sourceName: endpointHost(cfg.Source.Endpoint), source: source,
-		replace: req.replace, attempts: req.attempts, interval: pollInterval, callTO: cfg.CallTimeout, env: env}
-	var degrade *docintel.Client
 	for _, name := range names {
-		t, ok := cfg.Target(name)
-		if !ok {
+		if _, ok := cfg.Target(name); !ok {
 			return nil, badUsage{fmt.Sprintf("--to: %q is not a configured target (targets: %s)", name, strings.Join(targetNames(cfg.Targets), ", "))}
 		}
-		client, err := creds.DocIntel(t.Endpoint, t.Key, docintel.Options{CallTimeout: cfg.CallTimeout, APIVersion: t.APIVersion, ResourceID: t.ResourceID, Region: t.Region})
-		if err != nil {
-			return nil, fmt.Errorf("target %s: %w", name, err)
-		}
-		j := &copyJob{target: name, client: client, from: source, v21: t.APIVersion == docintel.V2_1, targetID: req.targetID, state: jobWaiting}
-		if t.Degrade {
-			if degrade == nil {
-				if degrade, err = creds.DocIntel(cfg.Source.Endpoint, cfg.Source.Key, docintel.Options{CallTimeout: cfg.CallTimeout, APIVersion: cfg.Source.APIVersion, Degrade: true}); err != nil {
-					return nil, fmt.Errorf("source: %w", err)
-				}
-			}
-			j.from = degrade
-		}
-		c.jobs = append(c.jobs, j)
+	}
+	clients, err := app.NewClients(cfg, app.NewCredentials(nil), nil)
+	if err != nil {
+		return nil, err
+	}
+	q := &inlineQueue{now: env.now}
+	ec := clients.Engine
+	ec.Store, ec.Queue, ec.Now = memstore.New(), q, env.now
+	ec.Policy = copyPolicy(cfg, req)
+	eng, err := replication.NewEngine(ec)
+	if err != nil {
+		return nil, err
+	}
+	c := &copier{kind: req.kind, sourceID: req.id, targetID: req.targetID, eng: eng, queue: q, interval: pollInterval, env: env}
+	for _, name := range names {
+		c.jobs = append(c.jobs, &copyJob{target: name, targetID: req.targetID, state: jobWaiting})
 	}
 	return c, nil
 }
 
-func endpointHost(endpoint string) string {
-	u, err := url.Parse(endpoint)
-	if err != nil || u.Host == "" {
-		return endpoint
-	}
-	return u.Host
-}
-
-func (c *copier) dkind() docintel.Kind {
-	if c.kind == replication.KindClassifier {
-		return docintel.KindClassifier
-	}
-	return docintel.KindModel
+// copyPolicy is the functions' policy from the settings, with the command's flags on top and
+// a backoff an operator can wait for.
+func copyPolicy(cfg *config.Config, req copyRequest) replication.Policy {
+	p := app.EnginePolicy(cfg)
+	p.MaxAttempts = req.attempts
+	p.Replace = p.Replace || req.replace
+	p.RetryBase = cliRetryBase
+	p.RetryMax = max(min(p.RetryMax, time.Minute), cliRetryBase)
+	return p
 }
 
 func (c *copier) elapsed() time.Duration { return c.env.now().Sub(c.start) }
-
-// call bounds one call to a resource by DIMIRROR_CALL_TIMEOUT (retries included).
-func call[T any](c *copier, ctx context.Context, f func(context.Context) (T, error)) (T, error) {
-	cctx, cancel := context.WithTimeout(ctx, c.callTO)
-	defer cancel()
-	return f(cctx)
-}
-
-func callErr(c *copier, ctx context.Context, f func(context.Context) error) error {
-	_, err := call(c, ctx, func(ctx context.Context) (struct{}, error) { return struct{}{}, f(ctx) })
-	return err
-}
 
 // copyResult is the outcome, as --json prints it.
 type copyResult struct {
@@ -344,12 +330,9 @@ func (c *copier) run(ctx context.Context) copyResult {
 	c.start = c.env.now()
 	c.view.begin(c)
 	res := copyResult{Kind: string(c.kind), SourceID: c.sourceID, Targets: []targetResult{}}
-	src, err := call(c, ctx, func(ctx context.Context) (*docintel.Model, error) {
-		return c.source.GetModel(ctx, c.dkind(), c.sourceID)
-	})
-	if err != nil {
+	if _, err := c.eng.Request(ctx, replication.Request{Kind: c.kind, SourceID: c.sourceID, TargetID: c.targetID, Targets: c.names()}); err != nil {
 		code, msg := describeErr(ctx, err)
-		if docintel.IsModelNotFound(err) {
+		if errors.Is(err, replication.ErrSourceNotFound) {
 			code, msg = "SourceNotFound", fmt.Sprintf("the source has no %s %q", c.kind, c.sourceID)
 		}
 		for _, j := range c.jobs {
@@ -359,21 +342,9 @@ func (c *copier) run(ctx context.Context) copyResult {
 		c.view.end(c, res.Error)
 		return c.result(res)
 	}
-	c.src = src
 	for {
-		for _, j := range c.jobs {
-			if ctx.Err() != nil {
-				break
-			}
-			switch {
-			case j.state == jobWaiting, j.state == jobRetrying && !c.env.now().Before(j.nextAt):
-				c.begin(ctx, j)
-			case j.state == jobCopying:
-				c.poll(ctx, j)
-			case j.state == jobVerifying:
-				c.verify(ctx, j)
-			}
-		}
+		c.queue.deliver(ctx, c.eng.Handle)
+		c.refresh(ctx)
 		if ctx.Err() != nil {
 			code, msg := "Canceled", "interrupted; a copy operation already started goes on in the service"
 			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
@@ -385,18 +356,43 @@ func (c *copier) run(ctx context.Context) copyResult {
 				}
 			}
 		}
-		done := true
-		for _, j := range c.jobs {
-			done = done && j.terminal()
-		}
-		if done {
+		if c.done() {
 			break
 		}
 		c.view.update(c)
 		_ = c.env.sleep(ctx, c.interval) // an interrupted sleep ends the next round
+		c.queue.deliver(ctx, c.eng.Handle)
+		// Per-replica failures are on the replicas; a pass that fails as a whole (its context
+		// ended) is seen in the next round.
+		_, _ = c.eng.Poll(ctx)
 	}
 	c.view.end(c, nil)
 	return c.result(res)
+}
+
+func (c *copier) done() bool {
+	for _, j := range c.jobs {
+		if !j.terminal() {
+			return false
+		}
+	}
+	return true
+}
+
+// refresh reads every job's replica. The store is in memory: it is read even after ctx ended,
+// to show where each copy got to.
+func (c *copier) refresh(ctx context.Context) {
+	rctx := context.WithoutCancel(ctx)
+	for _, j := range c.jobs {
+		if j.terminal() {
+			continue
+		}
+		r, err := c.eng.Get(rctx, replication.Key{Kind: c.kind, SourceID: c.sourceID, Target: j.target})
+		if err != nil {
+			continue // not requested: the job keeps its state
+		}
+		j.show(r, c.start)
+	}
 }
 
 func (c *copier) result(res copyResult) copyResult {
@@ -421,14 +417,6 @@ func seconds(d time.Duration) float64 {
 	return float64(d.Round(100*time.Millisecond)) / float64(time.Second)
 }
 
-func (j *copyJob) fail(at time.Duration, code, msg string) {
-	j.state, j.ended, j.errCode, j.errMsg = jobFailed, at, code, msg
-}
-
-func (j *copyJob) finish(at time.Duration, state string) {
-	j.state, j.ended, j.percent, j.errCode, j.errMsg = state, at, 100, "", ""
-}
-
 // describeErr is an error's code and message for the display: the service's code when there is
 // one. Client errors never hold keys or access tokens.
 func describeErr(ctx context.Context, err error) (string, string) {
@@ -441,184 +429,89 @@ func describeErr(ctx context.Context, err error) (string, string) {
 		return "Timeout", "no answer within DIMIRROR_CALL_TIMEOUT"
 	}
 	var se *replication.ServiceError
-	if errors.As(resources.Classify(err), &se) {
+	if errors.As(err, &se) {
 		return se.Code, se.Message
+	}
+	var fe *replication.FieldError
+	if errors.As(err, &fe) {
+		return "InvalidRequest", fe.Error()
 	}
 	return "Unavailable", err.Error()
 }
 
-// transient reports a failure worth another try: the service's (429, 5xx, network), or one
-// call running out of its own deadline while the run goes on.
-func transient(ctx context.Context, err error) bool {
-	return docintel.IsTransient(err) || (errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil)
+// inlineQueue is the copy queue of a one-off copy: the command hands every message to the
+// engine itself, a sent one at the next delivery, a scheduled one once the command's clock
+// reaches its time, so the command owns the timers and tests drive them with its clock. Like
+// Service Bus it drops a second message with the same MessageId and delivers a message whose
+// handling failed again, a second later, up to maxDeliveries times.
+type inlineQueue struct {
+	now func() time.Time
+
+	mu   sync.Mutex
+	msgs []queued
+	seen map[string]bool
 }
 
-// retryOrFail schedules another attempt when one is left and the failure allows it.
-func (c *copier) retryOrFail(j *copyJob, retryable bool, code, msg string) {
-	if retryable && j.attempt < c.attempts {
-		j.state, j.errCode, j.errMsg = jobRetrying, code, msg
-		j.nextAt = c.env.now().Add(time.Duration(1<<j.attempt) * time.Second)
-		c.view.update(c)
-		return
-	}
-	j.fail(c.elapsed(), code, msg)
-	c.view.update(c)
+type queued struct {
+	msg        *replication.CopyMessage
+	at         time.Time
+	deliveries int
 }
 
-func (c *copier) tags() map[string]string {
-	if c.kind == replication.KindClassifier {
-		return nil // classifiers keep no tags
-	}
-	return map[string]string{
-		replication.TagSource:        fmt.Sprintf("%s/%s/%s", c.sourceName, c.kind, c.sourceID),
-		replication.TagSourceCreated: c.src.Created.UTC().Format(time.RFC3339),
-	}
+// maxDeliveries is Service Bus's default MaxDeliveryCount: past it the message is dropped, as
+// a dead-lettered one is, and the engine's poll pass renews the replica's authorization.
+const maxDeliveries = 10
+
+func (q *inlineQueue) SendCopy(ctx context.Context, m *replication.CopyMessage) error {
+	return q.Schedule(ctx, m, 0)
 }
 
-// holdsSource reports whether a target model is a copy of this version of the source, by the
-// same evidence the pipeline uses: dimirror's tag, else the preserved expiry, else creation time.
-func (c *copier) holdsSource(m *docintel.Model) bool {
-	if v, ok := m.Tags[replication.TagSourceCreated]; ok {
-		return v == c.src.Created.UTC().Format(time.RFC3339)
+func (q *inlineQueue) Schedule(_ context.Context, m *replication.CopyMessage, after time.Duration) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.seen == nil {
+		q.seen = map[string]bool{}
 	}
-	if !c.src.Expires.IsZero() && !m.Expires.IsZero() {
-		return m.Expires.Equal(c.src.Expires)
+	id := m.MessageID()
+	if q.seen[id] {
+		return nil
 	}
-	return m.Created.Equal(c.src.Created)
+	q.seen[id] = true
+	c := *m
+	q.msgs = append(q.msgs, queued{msg: &c, at: q.now().Add(after)})
+	return nil
 }
 
-// begin runs one attempt's synchronous part: check the target, authorize, copyTo.
-func (c *copier) begin(ctx context.Context, j *copyJob) {
-	j.attempt++
-	j.opURL, j.percent, j.pollErrs = "", 0, 0
-	k := c.dkind()
-	if !j.v21 { // v2.1 targets pick the id themselves: nothing to check
-		j.state = jobChecking
-		c.view.update(c)
-		m, err := call(c, ctx, func(ctx context.Context) (*docintel.Model, error) { return j.client.GetModel(ctx, k, j.targetID) })
-		switch {
-		case err == nil && c.holdsSource(m):
-			j.finish(c.elapsed(), jobUpToDate)
-			c.view.update(c)
-			return
-		case err == nil && !c.replace:
-			j.fail(c.elapsed(), "TargetExists", fmt.Sprintf("%s already holds another %s %q; pass --replace to overwrite it, or --target-id to copy under another id", j.target, c.kind, j.targetID))
-			c.view.update(c)
-			return
-		case err == nil:
-			j.state = jobReplacing
-			c.view.update(c)
-			if err := callErr(c, ctx, func(ctx context.Context) error { return j.client.DeleteModel(ctx, k, j.targetID) }); err != nil {
-				code, msg := describeErr(ctx, err)
-				c.retryOrFail(j, transient(ctx, err), code, "deleting the old model: "+msg)
-				return
-			}
-		case !docintel.IsModelNotFound(err):
-			code, msg := describeErr(ctx, err)
-			c.retryOrFail(j, transient(ctx, err), code, msg)
+// next removes the first message that is due.
+func (q *inlineQueue) next() (queued, bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	now := q.now()
+	for i, m := range q.msgs {
+		if !now.Before(m.at) {
+			q.msgs = append(q.msgs[:i], q.msgs[i+1:]...)
+			return m, true
+		}
+	}
+	return queued{}, false
+}
+
+// deliver hands every due message to handle, in the order they were queued, including those
+// that handling queues due at once, until none is due or ctx ends.
+func (q *inlineQueue) deliver(ctx context.Context, handle func(context.Context, *replication.CopyMessage, int) error) {
+	for ctx.Err() == nil {
+		m, ok := q.next()
+		if !ok {
 			return
 		}
-	}
-	j.state = jobAuthorize
-	c.view.update(c)
-	areq := docintel.AuthorizeRequest{TargetID: j.targetID, Description: c.src.Description, Tags: c.tags()}
-	authorize := func(ctx context.Context) (*docintel.Authorization, error) {
-		return j.client.AuthorizeCopy(ctx, k, areq)
-	}
-	auth, err := call(c, ctx, authorize)
-	if docintel.IsModelExists(err) {
-		// The id is reserved by an authorization no copy used (the model itself was absent a
-		// moment ago): deleting frees the reservation.
-		derr := callErr(c, ctx, func(ctx context.Context) error { return j.client.DeleteModel(ctx, k, j.targetID) })
-		if derr == nil || docintel.IsModelNotFound(derr) {
-			auth, err = call(c, ctx, authorize)
+		m.deliveries++
+		if err := handle(ctx, m.msg, m.deliveries); err != nil && m.deliveries < maxDeliveries {
+			m.at = q.now().Add(time.Second)
+			q.mu.Lock()
+			q.msgs = append(q.msgs, m)
+			q.mu.Unlock()
 		}
 	}
-	if err != nil {
-		code, msg := describeErr(ctx, err)
-		c.retryOrFail(j, transient(ctx, err), code, msg)
-		return
-	}
-	j.targetID = auth.TargetID
-	opURL, err := call(c, ctx, func(ctx context.Context) (string, error) { return j.from.CopyTo(ctx, k, c.sourceID, auth) })
-	if err != nil {
-		code, msg := describeErr(ctx, err)
-		c.retryOrFail(j, transient(ctx, err) || docintel.IsAuthorizationInvalid(err), code, msg)
-		return
-	}
-	j.opURL, j.state, j.errCode, j.errMsg = opURL, jobCopying, "", ""
-	c.view.update(c)
-}
-
-// poll reads the copy operation once.
-func (c *copier) poll(ctx context.Context, j *copyJob) {
-	op, err := call(c, ctx, func(ctx context.Context) (*docintel.Operation, error) { return j.from.GetOperation(ctx, j.opURL) })
-	if err != nil {
-		code, msg := describeErr(ctx, err)
-		if transient(ctx, err) && j.pollErrs < maxPollErrs {
-			j.pollErrs++
-			return // the operation goes on; read it again next round
-		}
-		j.fail(c.elapsed(), code, "reading the copy operation: "+msg)
-		c.view.update(c)
-		return
-	}
-	j.pollErrs = 0
-	switch {
-	case op.Status.Succeeded():
-		j.state, j.percent = jobVerifying, 100
-		c.view.update(c)
-		c.verify(ctx, j)
-	case op.Status == docintel.StatusFailed, op.Status == docintel.StatusCanceled, op.Status == docintel.StatusSkipped:
-		code, msg := "CopyFailed", "the copy operation ended "+string(op.Status)
-		retryable := op.Status != docintel.StatusSkipped
-		if op.Error != nil {
-			se := resourcesOpError(op.Error)
-			code, msg = se.Code, se.Message
-			retryable = se.Class == replication.ClassRetryable || se.Class == replication.ClassAuthorization
-		}
-		c.retryOrFail(j, retryable, code, msg)
-	default:
-		if op.PercentCompleted != j.percent {
-			j.percent = op.PercentCompleted
-			c.view.update(c)
-		}
-	}
-}
-
-// resourcesOpError classifies a failed operation's error as the pipeline does.
-func resourcesOpError(e *docintel.Error) *replication.ServiceError {
-	se := &replication.ServiceError{Code: e.Code, Message: e.Message, Class: replication.ClassRetryable}
-	if e.InnerCode != "" {
-		se.Code = e.InnerCode
-		if e.InnerMessage != "" {
-			se.Message = e.InnerMessage
-		}
-	}
-	switch {
-	case docintel.IsAuthorizationInvalid(e):
-		se.Class = replication.ClassAuthorization
-	case docintel.IsDowngradeRefused(e), docintel.IsForbidden(e), docintel.IsQuotaExhausted(e):
-		se.Class = replication.ClassPermanent
-	}
-	return se
-}
-
-// verify checks that the target now holds the copy.
-func (c *copier) verify(ctx context.Context, j *copyJob) {
-	m, err := call(c, ctx, func(ctx context.Context) (*docintel.Model, error) {
-		return j.client.GetModel(ctx, c.dkind(), j.targetID)
-	})
-	switch {
-	case err == nil && (m.Status == "" || m.Status == docintel.StatusReady):
-		j.finish(c.elapsed(), jobSucceeded)
-	case err == nil || transient(ctx, err):
-		return // not ready yet (v2.1 creates it a little later), or a hiccup: next round
-	default:
-		code, msg := describeErr(ctx, err)
-		j.fail(c.elapsed(), code, "the copy succeeded but the target model cannot be read: "+msg)
-	}
-	c.view.update(c)
 }
 
 // copyView shows the progress.
@@ -665,7 +558,7 @@ func (c *copier) summary() string {
 
 func (j *copyJob) progress() string {
 	switch j.state {
-	case jobCopying, jobVerifying, jobSucceeded, jobUpToDate:
+	case jobCopying, jobSucceeded, jobUpToDate:
 		return fmt.Sprintf("%d%%", j.percent)
 	}
 	return "-"
@@ -689,17 +582,21 @@ func (v *plainView) update(c *copier) {
 		case jobCopying:
 			line = fmt.Sprintf("copying %d%% (attempt %d)", j.percent, j.attempt)
 		case jobRetrying:
-			line = fmt.Sprintf("attempt %d failed (%s: %s); retrying", j.attempt, j.errCode, j.errMsg)
+			// the replica already counts the next attempt
+			line = fmt.Sprintf("attempt %d failed (%s: %s); retrying", j.attempt-1, j.errCode, j.errMsg)
+		case jobWaiting:
+			if j.errCode == "" {
+				continue // not requested yet
+			}
+			line = fmt.Sprintf("waiting: %s: %s", j.errCode, j.errMsg)
 		case jobFailed:
 			line = fmt.Sprintf("failed: %s: %s", j.errCode, j.errMsg)
 		case jobSucceeded:
 			line = "succeeded: the target holds " + j.targetID
 		case jobUpToDate:
 			line = "up-to-date: the target already holds this version"
-		case jobReplacing:
-			line = fmt.Sprintf("replacing the other %s %q it holds (--replace)", c.kind, j.targetID)
 		default:
-			continue // waiting, checking, authorizing, verifying: too brief to log
+			continue // authorizing: too brief to log
 		}
 		if v.last[j.target] == line {
 			continue
@@ -756,7 +653,7 @@ func (v *liveView) draw(c *copier) {
 		}
 		note := ""
 		switch {
-		case j.state == jobRetrying || j.state == jobFailed:
+		case j.errCode != "": // failed, retrying, or waiting on a throttled or full resource
 			note = j.errCode
 		case j.attempt > 1 && !j.terminal():
 			note = fmt.Sprintf("attempt %d", j.attempt)

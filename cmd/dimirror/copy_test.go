@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -95,7 +97,14 @@ func TestGoldenCopy(t *testing.T) {
 			}
 		}, args: []string{"--id", "invoice-v1"}, golden: "copy-up-to-date.txt"},
 		{name: "target holds another model", setup: seedOtherInvoice, args: []string{"--id", "invoice-v1"}, code: exitFailure, golden: "copy-exists.txt"},
-		{name: "target holds another model, replace", setup: seedOtherInvoice, tty: true, args: []string{"--id", "invoice-v1", "--replace"}, golden: "copy-replace-terminal.txt"},
+		// --replace never deletes a model dimirror did not make (TestCopyReplaceKeepsOthersModels
+		// checks the model is still there).
+		{name: "target holds another model, replace", setup: seedOtherInvoice, tty: true, args: []string{"--id", "invoice-v1", "--replace"},
+			code: exitFailure, golden: "copy-replace-other-terminal.txt"},
+		{name: "target holds an older copy", setup: retrainAfterCopy, args: []string{"--id", "invoice-v1", "--to", "westus2"},
+			code: exitFailure, golden: "copy-stale.txt"},
+		{name: "target holds an older copy, replace", setup: retrainAfterCopy, tty: true, args: []string{"--id", "invoice-v1", "--replace"},
+			golden: "copy-replace-terminal.txt"},
 		{name: "copies keep failing", setup: func(t *testing.T, f *copyFixture) {
 			if err := f.srv.SetFaults(didev.Faults{CopyFail: 1, Seed: 1}); err != nil {
 				t.Fatal(err)
@@ -129,6 +138,51 @@ func seedOtherInvoice(t *testing.T, f *copyFixture) {
 	if err := f.srv.Resource("westus2").Seed(didev.Seed{Resource: "westus2", Kind: didev.KindModel, ID: "invoice-v1"}); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// retrainAfterCopy copies invoice-v1 into westus2, then builds the source's invoice-v1 anew an
+// hour later: westus2 then holds dimirror's copy of an older version.
+func retrainAfterCopy(t *testing.T, f *copyFixture) {
+	if code, out, _ := f.copy(t, context.Background(), testEnv(f.clock, nil), false, "--id", "invoice-v1", "--to", "westus2"); code != exitOK {
+		t.Fatalf("first copy: %d\n%s", code, out)
+	}
+	f.clock.Advance(time.Hour)
+	src := f.srv.Resource("source")
+	if err := src.Delete(didev.KindModel, "invoice-v1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := src.Seed(didev.Seed{Kind: didev.KindModel, ID: "invoice-v1", Description: "Invoices"}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// --replace deletes only dimirror's own copies: someone else's model under the id stays, and
+// an older copy of dimirror's is replaced by one of the source's current version.
+func TestCopyReplaceKeepsOthersModels(t *testing.T) {
+	t.Run("someone else's model", func(t *testing.T) {
+		f := startCopyFixture(t)
+		seedOtherInvoice(t, f)
+		before, _ := f.srv.Resource("westus2").Model(didev.KindModel, "invoice-v1")
+		if code, out, _ := f.copy(t, context.Background(), testEnv(f.clock, nil), false, "--id", "invoice-v1", "--to", "westus2", "--replace"); code != exitFailure {
+			t.Fatalf("exit %d\n%s", code, out)
+		}
+		after, ok := f.srv.Resource("westus2").Model(didev.KindModel, "invoice-v1")
+		if !ok || !after.Created.Equal(before.Created) || after.Tags[replication.TagSource] != "" {
+			t.Errorf("westus2's own invoice-v1 was touched: before %+v, after %+v (present %v)", before, after, ok)
+		}
+	})
+	t.Run("an older copy", func(t *testing.T) {
+		f := startCopyFixture(t)
+		retrainAfterCopy(t, f)
+		if code, out, _ := f.copy(t, context.Background(), testEnv(f.clock, nil), false, "--id", "invoice-v1", "--to", "westus2", "--replace"); code != exitOK {
+			t.Fatalf("exit %d\n%s", code, out)
+		}
+		src, _ := f.srv.Resource("source").Model(didev.KindModel, "invoice-v1")
+		m, ok := f.srv.Resource("westus2").Model(didev.KindModel, "invoice-v1")
+		if got, want := m.Tags[replication.TagSourceCreated], src.Created.UTC().Format(time.RFC3339); !ok || got != want {
+			t.Errorf("westus2 holds the copy of %q, want the source's current version %q", got, want)
+		}
+	})
 }
 
 // The copies are real: each target holds the model with the pipeline's tags, every
@@ -237,5 +291,140 @@ func TestCopyCallTimeout(t *testing.T) {
 	}
 	if d := time.Since(start); d > 1500*time.Millisecond {
 		t.Errorf("took %s with a 300ms call timeout", d)
+	}
+}
+
+// The views' words for the replica's states.
+func TestJobShowsTheReplica(t *testing.T) {
+	start := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name    string
+		r       replication.Replica
+		state   string
+		ended   time.Duration
+		errCode string
+	}{
+		{"pending", replication.Replica{Status: replication.StatusPending, Attempt: 1}, jobAuthorize, 0, ""},
+		{"authorized", replication.Replica{Status: replication.StatusAuthorized, Attempt: 1}, jobAuthorize, 0, ""},
+		{"copying", replication.Replica{Status: replication.StatusCopying, Attempt: 1, Percent: 40}, jobCopying, 0, ""},
+		{"copying, a poll throttled", replication.Replica{Status: replication.StatusCopying, Attempt: 1, ErrorCode: "429"}, jobCopying, 0, "429"},
+		{"retrying", replication.Replica{Status: replication.StatusPending, Attempt: 2, ErrorCode: "InternalServerError"}, jobRetrying, 0, "InternalServerError"},
+		{"first attempt waits", replication.Replica{Status: replication.StatusPending, Attempt: 1, ErrorCode: "DocumentModelLimit"}, jobWaiting, 0, "DocumentModelLimit"},
+		{"authorized, queue waits", replication.Replica{Status: replication.StatusAuthorized, Attempt: 2, ErrorCode: "429"}, jobWaiting, 0, "429"},
+		{"succeeded", replication.Replica{Status: replication.StatusSucceeded, Attempt: 1, StartedAt: start, CompletedAt: start.Add(2 * time.Second)},
+			jobSucceeded, 2 * time.Second, ""},
+		{"up to date", replication.Replica{Status: replication.StatusSucceeded, Attempt: 1, CompletedAt: start}, jobUpToDate, 0, ""},
+		{"failed", replication.Replica{Status: replication.StatusFailed, Attempt: 3, ErrorCode: "Forbidden", CompletedAt: start.Add(6 * time.Second)},
+			jobFailed, 6 * time.Second, "Forbidden"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			j := &copyJob{target: "westus2", state: jobWaiting}
+			tt.r.TargetID = "invoice-v1"
+			j.show(&tt.r, start)
+			if j.state != tt.state || j.ended != tt.ended || j.errCode != tt.errCode || j.attempt != tt.r.Attempt || j.percent != tt.r.Percent {
+				t.Errorf("job %+v, want state %s, ended %s, error %q", j, tt.state, tt.ended, tt.errCode)
+			}
+		})
+	}
+}
+
+func TestCopyPolicyPutsTheFlagsOnTheSettings(t *testing.T) {
+	tests := []struct {
+		name        string
+		settings    map[string]string
+		req         copyRequest
+		wantReplace bool
+		wantMax     time.Duration
+	}{
+		{"defaults", nil, copyRequest{attempts: 3}, false, time.Minute},
+		{"--replace", nil, copyRequest{attempts: 1, replace: true}, true, time.Minute},
+		{"settings replace", map[string]string{"DIMIRROR_REPLACE": "true"}, copyRequest{attempts: 5}, true, time.Minute},
+		{"short retry maximum", map[string]string{"DIMIRROR_RETRY_BASE": "1s", "DIMIRROR_RETRY_MAX": "10s"}, copyRequest{attempts: 2}, false, 10 * time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			values := sampleValues(t)
+			for k, v := range tt.settings {
+				values[k] = v
+			}
+			cfg, err := loadSettings(writeSettings(t, values), func(string) (string, bool) { return "", false })
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := copyPolicy(cfg, tt.req)
+			if p.MaxAttempts != tt.req.attempts || p.Replace != tt.wantReplace || p.RetryBase != cliRetryBase || p.RetryMax != tt.wantMax {
+				t.Errorf("policy %+v", p)
+			}
+			if p.Backoff(1) != 2*time.Second || p.Backoff(2) != 4*time.Second {
+				t.Errorf("backoff %s, %s; want 2s, 4s", p.Backoff(1), p.Backoff(2))
+			}
+		})
+	}
+}
+
+// The inline queue delivers sent messages at once and scheduled ones on the command's clock,
+// drops duplicates by MessageId, and delivers a failed message again a second later.
+func TestInlineQueue(t *testing.T) {
+	msg := func(attempt, check int) *replication.CopyMessage {
+		return &replication.CopyMessage{Kind: replication.KindModel, SourceID: "invoice-v1", Target: "westus2", TargetID: "invoice-v1", Attempt: attempt, Check: check}
+	}
+	type delivery struct {
+		id    string
+		count int
+	}
+	tests := []struct {
+		name  string
+		send  func(ctx context.Context, q *inlineQueue)
+		fails int // the first deliveries that fail
+		// advance is how far the clock moves before each delivery round.
+		advance []time.Duration
+		want    [][]delivery
+	}{
+		{"sent at once", func(ctx context.Context, q *inlineQueue) {
+			_ = q.SendCopy(ctx, msg(1, 0))
+			_ = q.SendCopy(ctx, msg(1, 0)) // a duplicate
+		}, 0, []time.Duration{0, time.Second}, [][]delivery{{{"model:invoice-v1:westus2:1", 1}}, nil}},
+		{"scheduled on the clock", func(ctx context.Context, q *inlineQueue) {
+			_ = q.Schedule(ctx, msg(1, 2), 1500*time.Millisecond)
+			_ = q.Schedule(ctx, msg(1, 1), 500*time.Millisecond)
+		}, 0, []time.Duration{0, time.Second, time.Second}, [][]delivery{nil, {{"model:invoice-v1:westus2:1:check1", 1}}, {{"model:invoice-v1:westus2:1:check2", 1}}}},
+		{"failed, delivered again", func(ctx context.Context, q *inlineQueue) {
+			_ = q.SendCopy(ctx, msg(2, 0))
+		}, 2, []time.Duration{0, 500 * time.Millisecond, 500 * time.Millisecond, time.Second},
+			[][]delivery{{{"model:invoice-v1:westus2:2", 1}}, nil, {{"model:invoice-v1:westus2:2", 2}}, {{"model:invoice-v1:westus2:2", 3}}}},
+		{"dropped after the last delivery", func(ctx context.Context, q *inlineQueue) {
+			_ = q.SendCopy(ctx, msg(1, 0))
+		}, maxDeliveries, append(slices.Repeat([]time.Duration{time.Second}, maxDeliveries), time.Second),
+			append(func() (d [][]delivery) {
+				for i := range maxDeliveries {
+					d = append(d, []delivery{{"model:invoice-v1:westus2:1", i + 1}})
+				}
+				return d
+			}(), nil)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := context.Background()
+			clock := newCLIClock()
+			q := &inlineQueue{now: clock.Now}
+			tt.send(ctx, q)
+			failed := 0
+			for i, d := range tt.advance {
+				clock.Advance(d)
+				var got []delivery
+				q.deliver(ctx, func(_ context.Context, m *replication.CopyMessage, n int) error {
+					got = append(got, delivery{m.MessageID(), n})
+					if failed < tt.fails {
+						failed++
+						return errors.New("store unavailable")
+					}
+					return nil
+				})
+				if !slices.Equal(got, tt.want[i]) {
+					t.Errorf("round %d: delivered %v, want %v", i, got, tt.want[i])
+				}
+			}
+		})
 	}
 }

@@ -65,6 +65,9 @@ func host(ctx context.Context, args []string, stderr io.Writer, mode string) int
 	}
 	log := newLogger(stderr, cfg.LogLevel).With("app", "dimirror", "mode", mode, "version", version)
 	log.Info("starting", "settings", cfg)
+	for _, w := range cfg.Warnings() {
+		log.Warn("settings", "warning", w)
+	}
 	a, err := app.New(ctx, cfg, log, app.Options{})
 	if err != nil {
 		log.Error("start-up failed", "err", err.Error())

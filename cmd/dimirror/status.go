@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"iter"
 	"strings"
 	"time"
 
@@ -113,9 +114,9 @@ func flagDefaults(fs *flag.FlagSet) string {
 	return strings.ReplaceAll("\n"+b.String(), "\n  -", "\n  --")[1:]
 }
 
-// replicaLister is what status needs from the table.
-type replicaLister interface {
-	List(ctx context.Context, f replication.Filter, next string, limit int) (replication.Page, error)
+// replicaReader is what status needs: the engine's read side, which pages through the table.
+type replicaReader interface {
+	Replicas(ctx context.Context, f replication.Filter) iter.Seq2[replication.Replica, error]
 }
 
 func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer, env cliEnv) int {
@@ -134,21 +135,24 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer, env
 			return exitUsage
 		}
 	}
+	// The functions' own wiring, without the queue: status reads through the engine's read side,
+	// as the API does. Opening the table is bounded; each page read is bounded by the store.
 	openCtx, cancel := context.WithTimeout(ctx, cfg.CallTimeout)
-	table, err := app.NewCredentials(nil).OpenTable(openCtx, cfg)
+	a, err := app.New(openCtx, cfg, nil, app.Options{NoQueue: true})
 	cancel()
 	if err != nil {
 		fmt.Fprintf(stderr, "dimirror status: %v\n", err)
 		return exitFailure
 	}
-	return showStatus(ctx, table, q, cfg.CallTimeout, stdout, stderr, env)
+	defer a.Close(context.WithoutCancel(ctx))
+	return showStatus(ctx, a.Engine, q, stdout, stderr, env)
 }
 
 // showStatus prints the replicas once, or every interval with --watch until ctx ends.
-func showStatus(ctx context.Context, table replicaLister, q statusQuery, callTimeout time.Duration, stdout, stderr io.Writer, env cliEnv) int {
+func showStatus(ctx context.Context, table replicaReader, q statusQuery, stdout, stderr io.Writer, env cliEnv) int {
 	live := q.watch && !q.json && env.terminal(stdout)
 	for first := true; ; first = false {
-		rows, err := listAll(ctx, table, q.filter, callTimeout)
+		rows, err := listAll(ctx, table, q.filter)
 		switch {
 		case err != nil && ctx.Err() != nil && q.watch:
 			return exitOK // interrupted while reading: the end of a watch
@@ -205,24 +209,14 @@ func printStatus(w io.Writer, rows []handlers.ReplicaView, q statusQuery, live, 
 	return err
 }
 
-// listAll reads every page of the listing, each page with its own deadline.
-func listAll(ctx context.Context, table replicaLister, f replication.Filter, callTimeout time.Duration) ([]handlers.ReplicaView, error) {
+// listAll reads every replica matching f, sorted for the display.
+func listAll(ctx context.Context, table replicaReader, f replication.Filter) ([]handlers.ReplicaView, error) {
 	rows := []handlers.ReplicaView{}
-	next := ""
-	for {
-		cctx, cancel := context.WithTimeout(ctx, callTimeout)
-		page, err := table.List(cctx, f, next, 1000)
-		cancel()
+	for r, err := range table.Replicas(ctx, f) {
 		if err != nil {
 			return nil, err
 		}
-		for _, r := range page.Replicas {
-			rows = append(rows, handlers.View(r))
-		}
-		if page.Next == "" {
-			break
-		}
-		next = page.Next
+		rows = append(rows, handlers.View(r))
 	}
 	statustable.Sort(rows)
 	return rows, nil

@@ -11,7 +11,9 @@ import (
 
 	"github.com/dimirror/dimirror/handlers"
 	"github.com/dimirror/dimirror/internal/fakeclock"
+	"github.com/dimirror/dimirror/internal/memstore"
 	"github.com/dimirror/dimirror/internal/testenv"
+	rt "github.com/dimirror/dimirror/shared/reconcile/reconciletest"
 	"github.com/dimirror/dimirror/shared/replication"
 	"github.com/dimirror/dimirror/shared/store"
 )
@@ -218,4 +220,50 @@ func TestStatus(t *testing.T) {
 			t.Errorf("exit %d, out %q, stderr %q", code, out, stderr)
 		}
 	})
+}
+
+// status reads every page of a listing through the engine's read side, whatever its filter.
+func TestStatusReadsEveryPage(t *testing.T) {
+	clock := rt.NewClock()
+	w := rt.NewWorld(clock, "source", "westus2", "eastus")
+	st := memstore.New()
+	eng, err := replication.NewEngine(replication.Config{Source: w.Resource("source"), SourceName: "source.example",
+		Targets: map[string]replication.Resource{"westus2": w.Resource("westus2"), "eastus": w.Resource("eastus")},
+		Store:   st, Queue: &rt.Queue{}, Now: clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 2*memstore.MaxPage + 17 // three pages per target
+	for i := range n {
+		for _, target := range []string{"westus2", "eastus"} {
+			st.Put(replication.Replica{Key: replication.Key{Kind: replication.KindModel, SourceID: fmt.Sprintf("m-%04d", i), Target: target},
+				Status: replication.StatusSucceeded})
+		}
+	}
+	tests := []struct {
+		name   string
+		filter replication.Filter
+		want   int
+	}{
+		{"all", replication.Filter{}, 2 * n},
+		{"one target", replication.Filter{Target: "eastus"}, n},
+		{"one source", replication.Filter{Kind: replication.KindModel, SourceID: "m-1500"}, 2},
+		{"no match", replication.Filter{Status: []replication.Status{replication.StatusFailed}}, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rows, err := listAll(context.Background(), eng, tt.filter)
+			if err != nil || len(rows) != tt.want {
+				t.Fatalf("%d rows, %v; want %d", len(rows), err, tt.want)
+			}
+			seen := map[string]bool{}
+			for _, r := range rows {
+				k := r.SourceID + "/" + r.Target
+				if seen[k] {
+					t.Fatalf("%s listed twice", k)
+				}
+				seen[k] = true
+			}
+		})
+	}
 }

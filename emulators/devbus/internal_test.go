@@ -154,7 +154,7 @@ func TestDeliveryRewritesOnlyBrokerSections(t *testing.T) {
 		}
 	}
 
-	dl, err := m.withApplicationProperties(map[string]any{propDeadLetterReason: "R", "n": 5})
+	dl, err := m.withApplicationProperties(map[string]any{propDeadLetterReason: "R", "n": int64(5)})
 	if err != nil {
 		t.Fatal(err)
 	}

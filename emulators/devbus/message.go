@@ -10,8 +10,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/Azure/go-amqp"
-
 	"github.com/dimirror/dimirror/emulators/devbus/amqpframe"
 )
 
@@ -384,19 +382,27 @@ func (m *message) withApplicationProperties(props map[string]any) (*message, err
 	return &c, nil
 }
 
-// toAMQPValue converts the Go values go-amqp decodes (and Service Bus allows in
-// application properties) into this package's values.
+// toAMQPValue checks that a decoded value may be an application property: the AMQP
+// simple types Service Bus allows there, and the described values the .NET client uses for
+// the .NET types AMQP has no type for (com.microsoft:datetime-offset, :timespan and :uri,
+// see its AmqpMessageConverter), which it also sends among the properties to modify when
+// it abandons, defers or dead-letters a message.
 func toAMQPValue(v any) (any, error) {
 	switch v := v.(type) {
 	case nil, bool, uint8, uint16, uint32, uint64, int8, int16, int32, int64, float32, float64,
+		amqpframe.Char, amqpframe.Decimal32, amqpframe.Decimal64, amqpframe.Decimal128,
 		string, []byte, time.Time, amqpframe.UUID, amqpframe.Symbol:
 		return v, nil
-	case int:
-		return int64(v), nil
-	case uint:
-		return uint64(v), nil
-	case amqp.UUID:
-		return amqpframe.UUID(v), nil
+	case amqpframe.Described:
+		switch v.Descriptor.(type) {
+		case amqpframe.Symbol, uint64:
+		default:
+			return nil, fmt.Errorf("described value with a %T descriptor is not allowed in application properties", v.Descriptor)
+		}
+		if _, err := toAMQPValue(v.Value); err != nil {
+			return nil, fmt.Errorf("described value: %w", err)
+		}
+		return v, nil
 	}
 	return nil, fmt.Errorf("value of type %T is not allowed in application properties", v)
 }

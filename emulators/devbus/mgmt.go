@@ -32,32 +32,91 @@ func replyError(status int, format string, args ...any) mgmtReply {
 	return mgmtReply{status: status, description: fmt.Sprintf(format, args...)}
 }
 
+// request is a $cbs or management request as devbus reads it.
+type request struct {
+	messageID any // echoed as the reply's correlation-id
+	replyTo   string
+	props     amqpframe.Map // application properties
+	body      amqpframe.Map // the amqp-value map; nil when the body is something else
+}
+
+// parseRequest decodes a request with devbus's own codec, which reads every AMQP type:
+// the .NET client may put chars and decimals among the properties to modify, which
+// go-amqp cannot decode, and a request devbus cannot read goes unanswered (the SDKs send
+// requests pre-settled, so they never see the rejection, only their own timeout).
+func parseRequest(data []byte) (request, error) {
+	var r request
+	sections, err := amqpframe.SplitMessage(data)
+	if err != nil {
+		return r, err
+	}
+	for _, s := range sections {
+		switch s.Code {
+		case amqpframe.SectionProperties:
+			l := s.Value.([]any)
+			if len(l) > 0 {
+				r.messageID = l[0]
+			}
+			if len(l) > 4 {
+				r.replyTo, _ = l[4].(string)
+			}
+		case amqpframe.SectionApplicationProperties:
+			r.props, _ = s.Value.(amqpframe.Map)
+		case amqpframe.SectionValue:
+			v, _, err := amqpframe.DecodeValue(s.Raw)
+			if err != nil {
+				return r, err
+			}
+			r.body, _ = v.(amqpframe.Described).Value.(amqpframe.Map)
+		}
+	}
+	return r, nil
+}
+
+// field returns the value under key, which clients write as a string (.NET, Go,
+// JavaScript) or, by the AMQP conventions for annotations, as a symbol.
+func field(m amqpframe.Map, key string) any {
+	if v, ok := m.Get(key); ok {
+		return v
+	}
+	v, _ := m.Get(amqpframe.Symbol(key))
+	return v
+}
+
+// stringField is a string or symbol value, "" when absent or of another type.
+func stringField(m amqpframe.Map, key string) string {
+	return keyString(field(m, key))
+}
+
 // handleRequest answers a request sent to $cbs or to a management node. The reply goes to
 // the link whose target is the request's reply-to, once any journal write it depends on
 // is durable.
 func (c *conn) handleRequest(l *link, id uint32, settled bool, data []byte) {
-	var req amqp.Message
-	if err := req.UnmarshalBinary(data); err != nil {
+	req, err := parseRequest(data)
+	if err != nil {
 		c.settleIncoming(l, id, settled, &amqpframe.Rejected{Error: &amqpframe.Error{
 			Condition: amqpframe.ErrDecode, Description: "devbus: request is not an AMQP message: " + err.Error()}})
 		return
 	}
-	if req.Properties == nil || req.Properties.ReplyTo == nil || *req.Properties.ReplyTo == "" {
+	if req.replyTo == "" {
 		c.settleIncoming(l, id, settled, &amqpframe.Rejected{Error: &amqpframe.Error{
 			Condition: amqpframe.ErrInvalidField, Description: "devbus: request without a reply-to address"}})
 		return
 	}
 	c.settleIncoming(l, id, settled, accepted)
-	replyTo, msgID := *req.Properties.ReplyTo, req.Properties.MessageID
+	replyTo, msgID := req.replyTo, req.messageID
+	if u, ok := msgID.(amqpframe.UUID); ok {
+		msgID = amqp.UUID(u) // the reply is encoded by go-amqp
+	}
 
 	var rep mgmtReply
 	var pt syncPoint
 	statusKey, descKey := "statusCode", "statusDescription"
 	if l.kind == linkCBS {
 		statusKey, descKey = "status-code", "status-description"
-		rep = cbs(&req)
+		rep = cbs(req)
 	} else {
-		rep, pt = c.management(l, &req)
+		rep, pt = c.management(l, req)
 	}
 	c.afterSync = append(c.afterSync, afterSync{pt: pt, fn: func(err error) {
 		if err != nil { // only management requests write to a journal, so l.q is set
@@ -104,8 +163,8 @@ func (c *conn) queueReply(replyTo string, payload []byte) {
 
 // cbs answers claims-based-security requests. Tokens are accepted without looking at
 // them; devbus has no authorization.
-func cbs(req *amqp.Message) mgmtReply {
-	op, _ := req.ApplicationProperties["operation"].(string)
+func cbs(req request) mgmtReply {
+	op := stringField(req.props, "operation")
 	if op != "put-token" {
 		return replyError(statusNotImplemented, "devbus: $cbs supports put-token only, not %q", op)
 	}
@@ -113,9 +172,9 @@ func cbs(req *amqp.Message) mgmtReply {
 }
 
 // management answers the Service Bus management operations.
-func (c *conn) management(l *link, req *amqp.Message) (mgmtReply, syncPoint) {
-	op, _ := req.ApplicationProperties["operation"].(string)
-	body, _ := req.Value.(map[string]any)
+func (c *conn) management(l *link, req request) (mgmtReply, syncPoint) {
+	op := stringField(req.props, "operation")
+	body := req.body
 	if op == "" {
 		return replyError(statusBadRequest, "devbus: management request without an operation"), syncPoint{}
 	}
@@ -144,14 +203,14 @@ func (c *conn) management(l *link, req *amqp.Message) (mgmtReply, syncPoint) {
 		if dead {
 			return replyError(statusBadRequest, "devbus: messages cannot be scheduled on a dead-letter queue"), syncPoint{}
 		}
-		entries, _ := body["messages"].([]any)
+		entries, _ := field(body, "messages").([]any)
 		if len(entries) == 0 {
 			return replyError(statusBadRequest, "devbus: schedule-message needs a non-empty messages list"), syncPoint{}
 		}
 		msgs := make([]*message, len(entries))
 		for i, e := range entries {
-			entry, _ := e.(map[string]any)
-			raw, _ := entry["message"].([]byte)
+			entry, _ := e.(amqpframe.Map)
+			raw, _ := field(entry, "message").([]byte)
 			if raw == nil {
 				return replyError(statusBadRequest, "devbus: messages[%d] has no binary message", i), syncPoint{}
 			}
@@ -220,12 +279,12 @@ func (c *conn) management(l *link, req *amqp.Message) (mgmtReply, syncPoint) {
 
 // updateDisposition settles messages by lock token, which the SDKs do when the receiving
 // link is gone or the message was received by sequence number.
-func (c *conn) updateDisposition(q *queue, dead bool, body map[string]any) (mgmtReply, syncPoint) {
+func (c *conn) updateDisposition(q *queue, dead bool, body amqpframe.Map) (mgmtReply, syncPoint) {
 	tokens, err := uuidsField(body, "lock-tokens")
 	if err != nil {
 		return replyError(statusBadRequest, "devbus: %v", err), syncPoint{}
 	}
-	status, _ := body["disposition-status"].(string)
+	status := stringField(body, "disposition-status")
 	var o outcome
 	switch status {
 	case "completed":
@@ -234,15 +293,22 @@ func (c *conn) updateDisposition(q *queue, dead bool, body map[string]any) (mgmt
 		o.kind = outcomeAbandon
 	case "suspended":
 		o.kind = outcomeDeadLetter
-		o.reason, _ = body["deadletter-reason"].(string)
-		o.description, _ = body["deadletter-description"].(string)
+		o.reason = stringField(body, "deadletter-reason")
+		o.description = stringField(body, "deadletter-description")
 	case "defered", "deferred": // the Go SDK spells it "defered"
 		o.kind = outcomeDefer
 	default:
 		return replyError(statusBadRequest, "devbus: unknown disposition-status %q", status), syncPoint{}
 	}
-	if props, ok := body["properties-to-modify"].(map[string]any); ok && len(props) > 0 {
-		o.props = props
+	if props, ok := field(body, "properties-to-modify").(amqpframe.Map); ok {
+		for _, e := range props {
+			if k := keyString(e.Key); k != "" {
+				if o.props == nil {
+					o.props = map[string]any{}
+				}
+				o.props[k] = e.Value
+			}
+		}
 	}
 	for _, t := range tokens {
 		if err := q.settle(dead, t, o); err != nil {
@@ -282,67 +348,92 @@ func statusFor(err error) mgmtReply {
 	return replyError(statusInternal, "devbus: %v", err)
 }
 
-func int64Field(body map[string]any, key string) (int64, error) {
-	switch v := body[key].(type) {
-	case int64:
-		return v, nil
-	case int32:
-		return int64(v), nil
-	case int16:
-		return int64(v), nil
-	case int8:
-		return int64(v), nil
-	case uint32:
-		return int64(v), nil
-	case uint16:
-		return int64(v), nil
-	case uint8:
-		return int64(v), nil
-	case uint64:
-		if v <= 1<<63-1 {
-			return int64(v), nil
-		}
-	case nil:
+func int64Field(body amqpframe.Map, key string) (int64, error) {
+	v := field(body, key)
+	if v == nil {
 		return 0, fmt.Errorf("%s is missing", key)
 	}
-	return 0, fmt.Errorf("%s is a %T, not an integer", key, body[key])
+	n, ok := toInt64(v)
+	if !ok {
+		return 0, fmt.Errorf("%s is a %T, not an integer", key, v)
+	}
+	return n, nil
 }
 
-func int64sField(body map[string]any, key string) ([]int64, error) {
-	switch v := body[key].(type) {
-	case []int64:
-		if len(v) == 0 {
-			return nil, fmt.Errorf("%s is empty", key)
+// toInt64 reads any AMQP integer that fits an int64.
+func toInt64(v any) (int64, bool) {
+	switch v := v.(type) {
+	case int64:
+		return v, true
+	case int32:
+		return int64(v), true
+	case int16:
+		return int64(v), true
+	case int8:
+		return int64(v), true
+	case uint32:
+		return int64(v), true
+	case uint16:
+		return int64(v), true
+	case uint8:
+		return int64(v), true
+	case uint64:
+		if v <= 1<<63-1 {
+			return int64(v), true
 		}
-		return v, nil
-	case nil:
+	}
+	return 0, false
+}
+
+// elements returns the elements of an AMQP array or list.
+func elements(v any) ([]any, bool) {
+	switch v := v.(type) {
+	case amqpframe.Array:
+		return v.Values, true
+	case []any:
+		return v, true
+	}
+	return nil, false
+}
+
+func int64sField(body amqpframe.Map, key string) ([]int64, error) {
+	v := field(body, key)
+	if v == nil {
 		return nil, fmt.Errorf("%s is missing", key)
 	}
-	return nil, fmt.Errorf("%s is a %T, not an array of longs", key, body[key])
+	elems, ok := elements(v)
+	if !ok {
+		return nil, fmt.Errorf("%s is a %T, not an array of longs", key, v)
+	}
+	if len(elems) == 0 {
+		return nil, fmt.Errorf("%s is empty", key)
+	}
+	out := make([]int64, len(elems))
+	for i, e := range elems {
+		if out[i], ok = toInt64(e); !ok {
+			return nil, fmt.Errorf("%s holds a %T, not a long", key, e)
+		}
+	}
+	return out, nil
 }
 
-func uuidsField(body map[string]any, key string) ([]amqpframe.UUID, error) {
-	var out []amqpframe.UUID
-	switch v := body[key].(type) {
-	case []amqp.UUID:
-		for _, u := range v {
-			out = append(out, amqpframe.UUID(u))
-		}
-	case []any:
-		for _, e := range v {
-			u, ok := e.(amqp.UUID)
-			if !ok {
-				return nil, fmt.Errorf("%s holds a %T, not a uuid", key, e)
-			}
-			out = append(out, amqpframe.UUID(u))
-		}
-	case nil:
+func uuidsField(body amqpframe.Map, key string) ([]amqpframe.UUID, error) {
+	v := field(body, key)
+	if v == nil {
 		return nil, fmt.Errorf("%s is missing", key)
-	default:
+	}
+	elems, ok := elements(v)
+	if !ok {
 		return nil, fmt.Errorf("%s is a %T, not an array of uuids", key, v)
 	}
-	if len(out) == 0 {
+	if len(elems) == 0 {
 		return nil, fmt.Errorf("%s is empty", key)
+	}
+	out := make([]amqpframe.UUID, len(elems))
+	for i, e := range elems {
+		if out[i], ok = e.(amqpframe.UUID); !ok {
+			return nil, fmt.Errorf("%s holds a %T, not a uuid", key, e)
+		}
 	}
 	return out, nil
 }

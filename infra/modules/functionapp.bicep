@@ -71,6 +71,8 @@ param listRate string
 param managementRate string
 param operationRate string
 param budgetShare string
+param rpo string
+param expiryWarning string
 
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
   name: storageAccountName
@@ -215,6 +217,8 @@ var appSettings = {
   DIMIRROR_MANAGEMENT_RATE: managementRate
   DIMIRROR_OPERATION_RATE: operationRate
   DIMIRROR_BUDGET_SHARE: budgetShare
+  DIMIRROR_RPO: rpo
+  DIMIRROR_EXPIRY_WARNING: expiryWarning
 }
 // app-settings:end
 

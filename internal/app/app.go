@@ -202,7 +202,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, o Options) (
 	}
 	// The functions see the engine through the small interfaces they declare.
 	a.Handlers = &handlers.Functions{Replicas: a.Engine, Requests: a.Engine, Copies: a.Engine, Poller: a.Engine,
-		Reconciler: rec, Log: log}
+		Reconciler: rec, Driller: NewDrill(cfg, a.Source, a.Targets), Log: log}
 	return a, nil
 }
 

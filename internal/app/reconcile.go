@@ -79,6 +79,10 @@ func (a *App) newReconciler() (*reconcile.Reconciler, error) {
 		Meta:        a.Table,
 		Filter:      reconcile.Filter{Include: a.Config.Include, Exclude: a.Config.Exclude},
 		Prune:       a.Config.Prune,
+		// The sweep's "expiring" and the drill warn alike (DIMIRROR_EXPIRY_WARNING); the
+		// summary and the rpo-missed events judge by DIMIRROR_RPO.
+		ExpiryWindow: a.Config.ExpiryWarning,
+		RPO:          a.Config.RPO,
 		// A start is an authorizeCopy in its target and, soon after, a copyTo on the source:
 		// pacing the starts keeps both under the management limit.
 		Starts: starts,

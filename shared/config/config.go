@@ -91,6 +91,13 @@ type Config struct {
 	// rest being the customer's own calls' (training, analysis tooling) on the same resources.
 	// The rates adapt below it on 429s; the share is their ceiling.
 	BudgetShare float64
+
+	// RPO is the recovery point objective: each replica should be verified in its target
+	// within this of its source model being ready (DIMIRROR_RPO, default 15m).
+	RPO time.Duration
+	// ExpiryWarning: a model (or a target's copy) expiring sooner is reported by the sweep and
+	// fails the drill (DIMIRROR_EXPIRY_WARNING, default 30 days).
+	ExpiryWarning time.Duration
 }
 
 // Source is the resource models are copied from.
@@ -251,6 +258,9 @@ type settings struct {
 	ManagementRate string `envconfig:"DIMIRROR_MANAGEMENT_RATE" default:"4.8"`
 	OperationRate  string `envconfig:"DIMIRROR_OPERATION_RATE" default:"45"`
 	BudgetShare    string `envconfig:"DIMIRROR_BUDGET_SHARE" default:"0.8"`
+
+	RPO           string `envconfig:"DIMIRROR_RPO" default:"15m"`
+	ExpiryWarning string `envconfig:"DIMIRROR_EXPIRY_WARNING" default:"720h"`
 }
 
 // Names returns the name of every setting the package reads, in a stable order.

@@ -94,6 +94,8 @@ func TestDefaults(t *testing.T) {
 			{"DIMIRROR_MANAGEMENT_RATE", c.ManagementRate, 4.8},
 			{"DIMIRROR_OPERATION_RATE", c.OperationRate, 45.0},
 			{"DIMIRROR_BUDGET_SHARE", c.BudgetShare, 0.8},
+			{"DIMIRROR_RPO", c.RPO, 15 * time.Minute},
+			{"DIMIRROR_EXPIRY_WARNING", c.ExpiryWarning, 30 * 24 * time.Hour},
 			{"ServiceBusConnection", c.ServiceBus.ConnectionString, ""},
 			{"TableConnection", c.Table.ConnectionString, ""},
 		}
@@ -295,6 +297,11 @@ func TestInvalid(t *testing.T) {
 		{"table connection no credential", map[string]string{"TableConnection__tableServiceUri": unset, "TableConnection": "AccountName=acct"}, "TableConnection", "has no credential"},
 		{"table uri", map[string]string{"TableConnection__tableServiceUri": "acct.table.core.windows.net"}, "TableConnection__tableServiceUri", "not an absolute http(s) URL; use https://<account>.table.core.windows.net"},
 		{"table name short", map[string]string{"DIMIRROR_TABLE": "ab"}, "DIMIRROR_TABLE", `"ab" is not a valid table name: use 3-63 letters and digits`},
+		{"rpo not a duration", map[string]string{"DIMIRROR_RPO": "15"}, "DIMIRROR_RPO", "is not a duration"},
+		{"rpo in seconds", map[string]string{"DIMIRROR_RPO": "15s"}, "DIMIRROR_RPO", "use minutes, e.g. 15m"},
+		{"rpo zero", map[string]string{"DIMIRROR_RPO": "0s"}, "DIMIRROR_RPO", "must be positive"},
+		{"expiry warning in days", map[string]string{"DIMIRROR_EXPIRY_WARNING": "30d"}, "DIMIRROR_EXPIRY_WARNING", "is not a duration"},
+		{"expiry warning too short", map[string]string{"DIMIRROR_EXPIRY_WARNING": "10m"}, "DIMIRROR_EXPIRY_WARNING", "e.g. 720h"},
 		{"table name digit first", map[string]string{"DIMIRROR_TABLE": "1replicas"}, "DIMIRROR_TABLE", "is not a valid table name"},
 		{"table name dash", map[string]string{"DIMIRROR_TABLE": "my-replicas"}, "DIMIRROR_TABLE", "is not a valid table name"},
 		{"table name reserved", map[string]string{"DIMIRROR_TABLE": "Tables"}, "DIMIRROR_TABLE", `"tables" is reserved`},
@@ -534,7 +541,7 @@ func TestNames(t *testing.T) {
 		"DIMIRROR_RETRY_BASE", "DIMIRROR_RETRY_MAX", "DIMIRROR_CALL_TIMEOUT", "DIMIRROR_AUTH_MARGIN", "DIMIRROR_CLAIM_LEASE", "DIMIRROR_FOLLOW_FOR", "DIMIRROR_GIVE_UP_AFTER", "DIMIRROR_LOG_LEVEL",
 		"DIMIRROR_REPLACE", "DIMIRROR_PRUNE", "DIMIRROR_INCLUDE", "DIMIRROR_EXCLUDE", "DIMIRROR_WATCH_SCHEDULE",
 		"DIMIRROR_SWEEP_SCHEDULE", "DIMIRROR_POLL_SCHEDULE", "DIMIRROR_LIST_RATE", "DIMIRROR_MANAGEMENT_RATE",
-		"DIMIRROR_OPERATION_RATE", "DIMIRROR_BUDGET_SHARE",
+		"DIMIRROR_OPERATION_RATE", "DIMIRROR_BUDGET_SHARE", "DIMIRROR_RPO", "DIMIRROR_EXPIRY_WARNING",
 	}
 	if got := Names(); !slices.Equal(got, want) {
 		t.Errorf("Names() =\n%v\nwant\n%v", got, want)

@@ -233,6 +233,17 @@ func (s *settings) validate() (*Config, error) {
 	c.OperationRate = parseRate(&p, "DIMIRROR_OPERATION_RATE", s.OperationRate, 50)
 	c.BudgetShare = parseShare(&p, "DIMIRROR_BUDGET_SHARE", s.BudgetShare)
 
+	// The objective and the expiry warning are judged against minutes-to-days figures; a value
+	// under a minute is a unit slip (15s for 15m), not a policy.
+	c.RPO = parseDuration(&p, "DIMIRROR_RPO", s.RPO, false)
+	if c.RPO > 0 && c.RPO < time.Minute {
+		p.add("DIMIRROR_RPO", "%s is shorter than a copy takes; use minutes, e.g. 15m (the default)", c.RPO)
+	}
+	c.ExpiryWarning = parseDuration(&p, "DIMIRROR_EXPIRY_WARNING", s.ExpiryWarning, false)
+	if c.ExpiryWarning > 0 && c.ExpiryWarning < time.Hour {
+		p.add("DIMIRROR_EXPIRY_WARNING", "%s leaves no time to act before a model expires; use days in hours, e.g. 720h (30 days, the default)", c.ExpiryWarning)
+	}
+
 	if err := p.err(); err != nil {
 		return nil, err
 	}

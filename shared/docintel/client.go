@@ -46,7 +46,7 @@ type Options struct {
 	Degrade     bool                // send x-ms-forms-copy-degrade: true on copyTo from this (source) resource
 	CallTimeout time.Duration       // deadline per call incl. retries (or ctx's, when earlier); default 30s
 	Retry       policy.RetryOptions // azcore retry; defaults: 4 retries, honours Retry-After on 429/5xx
-	Transport   policy.Transporter  // nil = default http client (which does not follow redirects); tests inject
+	Transport   policy.Transporter  // nil = NewHTTPClient() (per-try timeouts, no redirects); wrappers should wrap that
 	Logger      *slog.Logger        // optional, for request-level debug logs (never secrets)
 }
 

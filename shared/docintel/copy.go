@@ -186,7 +186,7 @@ func ticksOf(raw json.RawMessage) (time.Time, string) {
 // than the service's own clock would put it), is the safe reading. The first such answer per
 // client is a warning, later ones debug lines: one is enough to tell an operator, and a service
 // that stopped sending the field would otherwise write a warning per copy.
-func (c *Client) settleExpiry(a *Authorization, t time.Time, reason string, sent time.Time) {
+func (c *Client) settleExpiry(ctx context.Context, a *Authorization, t time.Time, reason string, sent time.Time) {
 	if reason == "" {
 		a.ExpiresAt = t
 		return
@@ -198,7 +198,7 @@ func (c *Client) settleExpiry(a *Authorization, t time.Time, reason string, sent
 		level = slog.LevelWarn
 	}
 	// Names the resource and version, never the answer's body (the access token lives there).
-	c.warnLogger().LogAttrs(context.Background(), level, "docintel: copy authorization has no usable expiry; assuming the documented lifetime",
+	c.warnLogger().LogAttrs(ctx, level, "docintel: copy authorization has no usable expiry; assuming the documented lifetime",
 		slog.String("endpoint", c.endpoint),
 		slog.String("apiVersion", c.raw),
 		slog.String("kind", string(a.Kind)),
@@ -283,7 +283,7 @@ func (c *Client) AuthorizeCopy(ctx context.Context, kind Kind, req AuthorizeRequ
 		return nil, fmt.Errorf("docintel: authorizeCopy: answer lacks %s", strings.Join(missing, ", "))
 	}
 	exp, reason := expiryOf(w.ExpirationDateTime)
-	c.settleExpiry(a, exp, reason, sent)
+	c.settleExpiry(ctx, a, exp, reason, sent)
 	return a, nil
 }
 
@@ -341,7 +341,7 @@ func (c *Client) authorizeV21(ctx context.Context) (*Authorization, error) {
 		Body:             json.RawMessage(b.Bytes()),
 	}
 	exp, reason := ticksOf(w.ExpirationDateTimeTicks)
-	c.settleExpiry(a, exp, reason, sent)
+	c.settleExpiry(ctx, a, exp, reason, sent)
 	return a, nil
 }
 

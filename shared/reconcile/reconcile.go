@@ -49,6 +49,9 @@ type Reconciler struct {
 	Workers int
 	// ExpiryWindow: models expiring sooner are reported; default 30 days.
 	ExpiryWindow time.Duration
+	// RPO is the recovery point objective the summary and the rpo-missed events judge replicas
+	// by (DIMIRROR_RPO); default replication.DefaultRPO. See rpo.go.
+	RPO time.Duration
 	// Starts paces the copies reconciliation starts: a request for n targets waits for n
 	// tokens. Each copy is an authorizeCopy in its target now and a copyTo on the source soon
 	// after, so a rate under the S0 management limit (5 per second) keeps a large sweep from

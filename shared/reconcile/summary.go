@@ -14,8 +14,10 @@ const FreshnessWindow = 24 * time.Hour
 
 // Summary is the freshness of every target: GET /api/replications/summary.
 type Summary struct {
-	At        time.Time         `json:"at"`
-	Window    string            `json:"window"`
+	At     time.Time `json:"at"`
+	Window string    `json:"window"`
+	// RPO is the recovery point objective the targets' RPO figures are judged by.
+	RPO       string            `json:"rpo"`
 	Targets   []TargetFreshness `json:"targets"`
 	LastWatch *Report           `json:"lastWatch,omitempty"`
 	LastSweep *Report           `json:"lastSweep,omitempty"`
@@ -35,6 +37,11 @@ type TargetFreshness struct {
 	Failures int `json:"failures24h"`
 	// Planned is what the last sweep found in this target, by category.
 	Planned map[Category]int `json:"planned,omitempty"`
+	// RPO is the target's standing against the recovery point objective (rpo.go).
+	RPO RPOFigures `json:"rpo"`
+	// LagPoints are the replicas verified in the window with their lag, oldest first, at most
+	// the most recent 500: the page's chart.
+	LagPoints []LagPoint `json:"lagPoints"`
 }
 
 // Lag is the distribution of replication lag: from the source model being ready (its
@@ -62,11 +69,16 @@ func (r *Reconciler) Summary(ctx context.Context) (*Summary, error) {
 		return nil, err
 	}
 	now := r.now()
-	s := &Summary{At: now, Window: FreshnessWindow.String(), LastWatch: watch, LastSweep: sweep}
+	s := &Summary{At: now, Window: FreshnessWindow.String(), RPO: r.rpo().String(), LastWatch: watch, LastSweep: sweep}
+	byTarget := map[string][]replication.Replica{}
+	for _, row := range idx.all {
+		byTarget[row.Target] = append(byTarget[row.Target], row)
+	}
 	for _, f := range figures(idx.all, now, r.Engine.TargetNames()) {
 		if sweep != nil {
 			f.Planned = sweep.PerTarget[f.Target]
 		}
+		f.RPO, f.LagPoints = rpoFigures(byTarget[f.Target], now, r.rpo())
 		s.Targets = append(s.Targets, f)
 	}
 	return s, nil

@@ -160,17 +160,12 @@ func (e *Engine) withinClaim(ctx context.Context, r *Replica) (context.Context, 
 func (e *Engine) release(ctx context.Context, r *Replica, prev time.Time, what string, err error) error {
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
 	defer cancel()
-	now := e.clock()
-	code, msg := codeAndMessage(err)
-	if d := r.TransientFor(now); d >= e.policy.GiveUpAfter {
-		if ferr := e.failNow(ctx, r, CodeUnreachable, fmt.Sprintf(
-			"%s did not answer usefully for %s (last: %s: %s); giving up until the next sweep or request", what, d.Round(time.Second), code, msg)); ferr != nil {
-			return ferr
-		}
-		return e.save(sctx, r)
-	}
-	if werr := r.Wait(code, msg, prev, now, true); werr != nil {
+	gaveUp, werr := e.waitOrGiveUp(ctx, r, what, err, prev)
+	if werr != nil {
 		return werr
+	}
+	if gaveUp {
+		return e.save(sctx, r)
 	}
 	if serr := e.save(sctx, r); serr != nil {
 		e.log.WarnContext(ctx, "releasing the claim on a replica failed; the poller takes it over after the lease",

@@ -690,23 +690,27 @@ func (e *Engine) recordFailure(ctx context.Context, r *Replica, what string, err
 // up an attempt, at most until the streak of such failures is Policy.GiveUpAfter long: then r
 // fails with Unreachable, naming what did not answer. Saves r.
 func (e *Engine) wait(ctx context.Context, r *Replica, what string, err error) error {
-	now := e.clock()
-	code, msg := codeAndMessage(err)
-	if d := r.TransientFor(now); d >= e.policy.GiveUpAfter {
-		if ferr := e.failNow(ctx, r, CodeUnreachable, fmt.Sprintf(
-			"%s did not answer usefully for %s (last: %s: %s); giving up until the next sweep or request", what, d.Round(time.Second), code, msg)); ferr != nil {
-			return ferr
-		}
-		return e.save(ctx, r)
-	}
-	until := now.Add(e.transientWait(err))
+	until := e.clock().Add(e.transientWait(err))
 	if r.Status == StatusAuthorized {
 		until = r.AuthExpiresAt // the copy message carries the replica on; this is only the safety net
 	}
-	if werr := r.Wait(code, msg, until, now, true); werr != nil {
+	if _, werr := e.waitOrGiveUp(ctx, r, what, err, until); werr != nil {
 		return werr
 	}
 	return e.save(ctx, r)
+}
+
+// waitOrGiveUp records a transient failure on r: a wait until until, or, once the streak of such
+// failures is Policy.GiveUpAfter long, failed with Unreachable naming what did not answer. The
+// caller saves r.
+func (e *Engine) waitOrGiveUp(ctx context.Context, r *Replica, what string, err error, until time.Time) (gaveUp bool, _ error) {
+	now := e.clock()
+	code, msg := codeAndMessage(err)
+	if d := r.TransientFor(now); d >= e.policy.GiveUpAfter {
+		return true, e.failNow(ctx, r, CodeUnreachable, fmt.Sprintf(
+			"%s did not answer usefully for %s (last: %s: %s); giving up until the next sweep or request", what, d.Round(time.Second), code, msg))
+	}
+	return false, r.Wait(code, msg, until, now, true)
 }
 
 // transientWait is how long to wait after a transient failure: the service's Retry-After when

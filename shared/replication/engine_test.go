@@ -1,4 +1,4 @@
-package replication
+package replication_test
 
 import (
 	"context"
@@ -14,6 +14,8 @@ import (
 
 	"github.com/dimirror/dimirror/internal/fakeclock"
 	"github.com/dimirror/dimirror/internal/syncbuf"
+	rt "github.com/dimirror/dimirror/shared/reconcile/reconciletest"
+	. "github.com/dimirror/dimirror/shared/replication"
 )
 
 type harness struct {
@@ -23,8 +25,9 @@ type harness struct {
 	src   *fakeResource
 	west  *fakeResource
 	east  *fakeResource
-	store *memStore
+	store *rt.Store
 	queue *memQueue
+	cfg   Config // what eng was built from
 	eng   *Engine
 	logs  *syncbuf.Buffer
 	ctx   context.Context
@@ -35,23 +38,37 @@ func newHarness(t *testing.T, tweak ...func(*Policy)) *harness {
 	c := newClock()
 	w := newWorld(c, "source", "westus2", "eastus")
 	h := &harness{t: t, clock: c, w: w, src: w.res["source"], west: w.res["westus2"], east: w.res["eastus"],
-		store: newMemStore(), queue: &memQueue{}, logs: &syncbuf.Buffer{}, ctx: context.Background()}
+		store: rt.NewStore(), queue: &memQueue{}, logs: &syncbuf.Buffer{}, ctx: context.Background()}
 	p := Policy{MaxAttempts: 3, RetryBase: time.Minute, RetryMax: 10 * time.Minute, TransientDelay: 10 * time.Second,
 		QuotaWait: 30 * time.Minute, AuthMargin: 5 * time.Minute, Lease: 2 * time.Minute, Workers: 4}
 	for _, f := range tweak {
 		f(&p)
 	}
-	eng, err := NewEngine(Config{Source: h.src, SourceName: "source.example", Targets: map[string]Resource{"westus2": h.west, "eastus": h.east},
+	h.cfg = Config{Source: h.src, SourceName: "source.example", Targets: map[string]Resource{"westus2": h.west, "eastus": h.east},
 		Store: h.store, Queue: h.queue, Policy: p, Now: c.Now,
-		Log: slog.New(slog.NewJSONHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.eng = eng
+		Log: slog.New(slog.NewJSONHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+	h.eng = h.engine()
 	h.src.addModel(KindModel, "invoice-v1", c.Now().Add(-time.Hour))
 	h.src.addModel(KindClassifier, "router-v1", c.Now().Add(-time.Hour))
 	return h
 }
+
+// engine builds another engine on the harness's configuration, changed by tweaks (another
+// instance, or this one with a different source, target or store).
+func (h *harness) engine(tweak ...func(*Config)) *Engine {
+	h.t.Helper()
+	cfg := h.cfg
+	for _, f := range tweak {
+		f(&cfg)
+	}
+	e, err := NewEngine(cfg)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return e
+}
+
+func withSource(r Resource) func(*Config) { return func(c *Config) { c.Source = r } }
 
 func (h *harness) request(kind Kind, id string, targets ...string) []Replica {
 	h.t.Helper()
@@ -92,7 +109,12 @@ func (h *harness) settle(rounds int) {
 }
 
 func (h *harness) row(target, id string) Replica {
-	return h.store.row(Key{Kind: KindModel, SourceID: id, Target: target})
+	return h.rowOf(Key{Kind: KindModel, SourceID: id, Target: target})
+}
+
+func (h *harness) rowOf(k Key) Replica {
+	r, _ := h.store.Row(k)
+	return r
 }
 
 func TestHappyPathReachesEveryTarget(t *testing.T) {
@@ -111,13 +133,13 @@ func TestHappyPathReachesEveryTarget(t *testing.T) {
 			}
 			h.deliver()
 			for _, tgt := range []string{"westus2", "eastus"} {
-				if r := h.store.row(Key{kind, id, tgt}); r.Status != StatusCopying || r.OperationURL == "" {
+				if r := h.rowOf(Key{kind, id, tgt}); r.Status != StatusCopying || r.OperationURL == "" {
 					t.Fatalf("after startcopy: %s %s %q", tgt, r.Status, r.OperationURL)
 				}
 			}
 			h.settle(5)
 			for _, tgt := range []*fakeResource{h.west, h.east} {
-				r := h.store.row(Key{kind, id, tgt.name})
+				r := h.rowOf(Key{kind, id, tgt.name})
 				if r.Status != StatusSucceeded || r.CompletedAt.IsZero() || r.Percent != 100 {
 					t.Errorf("%s: status %s completed %v", tgt.name, r.Status, r.CompletedAt)
 				}
@@ -208,15 +230,11 @@ func TestCrashAfterCopyToBeforeRowWrite(t *testing.T) {
 	h.request(KindModel, "invoice-v1", "westus2")
 	msg := h.queue.take()[0]
 	// The claim write succeeds, the write after copyTo does not: the process "died" there.
-	h.store.mu.Lock()
-	h.store.failNext["Update"] = 0
-	h.store.mu.Unlock()
-	failAfterClaim := &failingUpdateStore{memStore: h.store, failOn: 2}
-	h.eng.store = failAfterClaim
-	if err := h.eng.StartCopy(h.ctx, msg, 1); err != nil {
+	failAfterClaim := &failingUpdateStore{Store: h.store, failOn: 2}
+	crashing := h.engine(func(c *Config) { c.Store = failAfterClaim })
+	if err := crashing.StartCopy(h.ctx, msg, 1); err != nil {
 		t.Fatalf("StartCopy: %v (a failed row write is transient: the message is rescheduled)", err)
 	}
-	h.eng.store = h.store
 	again := h.queue.take()
 	if len(again) != 1 || again[0].Retry != 1 {
 		t.Fatalf("rescheduled %v, want the copy message once with retry 1", again)
@@ -237,7 +255,7 @@ func TestCrashAfterCopyToBeforeRowWrite(t *testing.T) {
 
 // failingUpdateStore fails the failOn-th Update.
 type failingUpdateStore struct {
-	*memStore
+	*rt.Store
 	n, failOn int
 }
 
@@ -246,7 +264,7 @@ func (s *failingUpdateStore) Update(ctx context.Context, r *Replica) error {
 	if s.n == s.failOn {
 		return errStoreDown
 	}
-	return s.memStore.Update(ctx, r)
+	return s.Store.Update(ctx, r)
 }
 
 func TestExpiredAuthorizationIsRenewed(t *testing.T) {
@@ -488,24 +506,22 @@ func (d *deliverDuring) CopyTo(ctx context.Context, k Kind, sourceID string, bod
 }
 
 func TestConcurrentDeliveryCopiesOnce(t *testing.T) {
-	defer func(d time.Duration) { claimPoll = d }(claimPoll)
-	claimPoll = 10 * time.Millisecond
+	defer SetClaimPoll(10 * time.Millisecond)()
 	h := newHarness(t)
 	h.request(KindModel, "invoice-v1", "westus2")
 	msg := h.queue.take()[0]
-	other := *h.eng
+	other := h.engine()
 	second := make(chan error, 1)
-	setDefaultSource(h.eng, &deliverDuring{fakeResource: h.src, deliver: func() {
+	first := h.engine(withSource(&deliverDuring{fakeResource: h.src, deliver: func() {
 		go func() { second <- other.StartCopy(h.ctx, msg, 2) }()
 		time.Sleep(50 * time.Millisecond) // the second delivery finds the row claimed and waits
-	}})
-	if err := h.eng.StartCopy(h.ctx, msg, 1); err != nil {
+	}}))
+	if err := first.StartCopy(h.ctx, msg, 1); err != nil {
 		t.Fatal(err)
 	}
 	if err := <-second; err != nil {
 		t.Errorf("second delivery: %v", err)
 	}
-	setDefaultSource(h.eng, h.src)
 	if n := h.src.count("CopyTo"); n != 1 {
 		t.Errorf("copyTo called %d times with one authorization, want 1", n)
 	}
@@ -518,19 +534,18 @@ func TestConcurrentDeliveryCopiesOnce(t *testing.T) {
 // A delivery that waited on another one's claim copies itself when that one gives up after a
 // transient failure (and may have lost the message): the authorization is not wasted.
 func TestWaitingDeliveryCopiesWhenTheOtherGivesUp(t *testing.T) {
-	defer func(d time.Duration) { claimPoll = d }(claimPoll)
-	claimPoll = 10 * time.Millisecond
+	defer SetClaimPoll(10 * time.Millisecond)()
 	h := newHarness(t)
 	h.request(KindModel, "invoice-v1", "westus2")
 	msg := h.queue.take()[0]
-	other := *h.eng
+	other := h.engine()
 	second := make(chan error, 1)
 	h.src.failNext("CopyTo", &ServiceError{Class: ClassTransient, Code: "429", StatusCode: 429, RetryAfter: time.Second})
-	setDefaultSource(h.eng, &deliverDuring{fakeResource: h.src, deliver: func() {
+	first := h.engine(withSource(&deliverDuring{fakeResource: h.src, deliver: func() {
 		go func() { second <- other.StartCopy(h.ctx, msg, 2) }()
 		time.Sleep(50 * time.Millisecond)
-	}})
-	if err := h.eng.StartCopy(h.ctx, msg, 1); err != nil {
+	}}))
+	if err := first.StartCopy(h.ctx, msg, 1); err != nil {
 		t.Fatalf("the throttled first delivery reschedules its message: %v", err)
 	}
 	if err := <-second; err != nil {
@@ -568,12 +583,12 @@ func TestClaimLastsNoLongerThanTheStep(t *testing.T) {
 	h.request(KindModel, "invoice-v1", "westus2")
 	msg := h.queue.take()[0]
 	var claimed time.Duration
-	setDefaultSource(h.eng, &deliverDuring{fakeResource: h.src, deliver: func() {
+	eng := h.engine(withSource(&deliverDuring{fakeResource: h.src, deliver: func() {
 		claimed = h.row("westus2", "invoice-v1").NextAttemptAt.Sub(h.clock.Now())
-	}})
+	}}))
 	ctx, cancel := context.WithTimeout(h.ctx, 30*time.Second) // the handler's deadline
 	defer cancel()
-	if err := h.eng.StartCopy(ctx, msg, 1); err != nil {
+	if err := eng.StartCopy(ctx, msg, 1); err != nil {
 		t.Fatal(err)
 	}
 	if claimed <= 0 || claimed > 30*time.Second {
@@ -595,10 +610,10 @@ func TestStepEndsWithItsClaim(t *testing.T) {
 	h := newHarness(t, func(p *Policy) { p.Lease = 100 * time.Millisecond })
 	h.request(KindModel, "invoice-v1", "westus2")
 	msg := h.queue.take()[0]
-	setDefaultSource(h.eng, hangingCopy{h.src})
+	eng := h.engine(withSource(hangingCopy{h.src}))
 	start := time.Now()
 	done := make(chan error, 1)
-	go func() { done <- h.eng.StartCopy(h.ctx, msg, 1) }() // h.ctx has no deadline
+	go func() { done <- eng.StartCopy(h.ctx, msg, 1) }() // h.ctx has no deadline
 	select {
 	case err := <-done:
 		if err != nil {
@@ -618,16 +633,6 @@ func TestStepEndsWithItsClaim(t *testing.T) {
 	}
 }
 
-// ctxStore fails calls whose context has ended, as a store on the network does.
-type ctxStore struct{ *memStore }
-
-func (s ctxStore) Update(ctx context.Context, r *Replica) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	return s.memStore.Update(ctx, r)
-}
-
 func TestReleaseOutlivesTheStepsContext(t *testing.T) {
 	h := newHarness(t)
 	h.request(KindModel, "invoice-v1", "westus2")
@@ -636,9 +641,9 @@ func TestReleaseOutlivesTheStepsContext(t *testing.T) {
 	ctx, cancel := context.WithCancel(h.ctx)
 	// The handler's time runs out while copyTo is throttled.
 	h.src.failNext("CopyTo", &ServiceError{Class: ClassTransient, Code: "429", StatusCode: 429})
-	setDefaultSource(h.eng, &deliverDuring{fakeResource: h.src, deliver: cancel})
-	h.eng.store = ctxStore{h.store} // like the table: a call on an ended context fails
-	if err := h.eng.StartCopy(ctx, msg, 1); err == nil {
+	// The store fails calls whose context has ended, as the table on the network does.
+	eng := h.engine(withSource(&deliverDuring{fakeResource: h.src, deliver: cancel}))
+	if err := eng.StartCopy(ctx, msg, 1); err == nil {
 		t.Fatal("want the transient failure")
 	}
 	if r := h.row("westus2", "invoice-v1"); !r.NextAttemptAt.Equal(before) || r.Status != StatusAuthorized {
@@ -746,9 +751,9 @@ func TestConcurrentPollersAuthorizeOnce(t *testing.T) {
 	h.queue.fail = 2 // both replicas stay pending after the request
 	h.request(KindModel, "invoice-v1")
 	h.clock.Advance(time.Minute)
-	other := *h.eng
+	other := h.engine()
 	var wg sync.WaitGroup
-	for _, e := range []*Engine{h.eng, &other, h.eng, &other} {
+	for _, e := range []*Engine{h.eng, other, h.eng, other} {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -792,14 +797,14 @@ func (p *pollDuring) AuthorizeCopy(ctx context.Context, kind Kind, id string, ta
 
 func TestPollLeavesARequestsNewRowAlone(t *testing.T) {
 	h := newHarness(t)
-	other := *h.eng
+	var other *Engine
 	west := &pollDuring{fakeResource: h.west, poll: func() {
 		if _, err := other.Poll(h.ctx); err != nil {
 			t.Error(err)
 		}
 	}}
-	h.eng.targets = map[string]Resource{"westus2": west, "eastus": h.east}
-	other.targets = h.eng.targets
+	h.cfg.Targets = map[string]Resource{"westus2": west, "eastus": h.east}
+	h.eng, other = h.engine(), h.engine()
 	r := h.request(KindModel, "invoice-v1", "westus2")[0]
 	if r.Status != StatusAuthorized {
 		t.Fatalf("status %s %s", r.Status, r.ErrorCode)
@@ -848,10 +853,18 @@ func TestNoSecretInRowsOrLogs(t *testing.T) {
 	h.request(KindModel, "invoice-v1")
 	h.clock.Advance(2 * time.Hour) // force a renewal too
 	h.settle(10)
-	for k, r := range h.store.rows {
-		if s := fmt.Sprintf("%+v", r); strings.Contains(s, "SECRET-TOKEN") {
-			t.Errorf("row %s holds a token: %s", k, s)
+	rows := 0
+	for r, err := range h.eng.Replicas(h.ctx, Filter{}) {
+		if err != nil {
+			t.Fatal(err)
 		}
+		rows++
+		if s := fmt.Sprintf("%+v", r); strings.Contains(s, "SECRET-TOKEN") {
+			t.Errorf("row %s holds a token: %s", r.Key, s)
+		}
+	}
+	if rows != 2 {
+		t.Errorf("%d rows, want 2", rows)
 	}
 	if strings.Contains(h.logs.String(), "SECRET-TOKEN") {
 		t.Error("a token reached the log")

@@ -1,125 +1,26 @@
-package replication
+package replication_test
+
+// The engine's tests were written inside the package; they run outside it now, on the shared
+// fakes' store (which imports this package), and the dot import keeps them reading as the
+// domain's own code.
 
 import (
 	"context"
 	"encoding/json"
 	"fmt"
 	"maps"
-	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/dimirror/dimirror/internal/fakeclock"
+	. "github.com/dimirror/dimirror/shared/replication"
 )
 
 func newClock() *fakeclock.Clock { return fakeclock.New(time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)) }
 
-// memStore is a Store in memory with ETags, like the table.
-type memStore struct {
-	mu       sync.Mutex
-	rows     map[Key]Replica
-	version  int
-	failNext map[string]int // method → how many of the next calls fail
-	writes   int
-}
-
-func newMemStore() *memStore { return &memStore{rows: map[Key]Replica{}, failNext: map[string]int{}} }
-
+// errStoreDown is a failed write of the replica table.
 var errStoreDown = fmt.Errorf("store unavailable")
-
-func (s *memStore) fail(method string) error {
-	if s.failNext[method] > 0 {
-		s.failNext[method]--
-		return errStoreDown
-	}
-	return nil
-}
-
-func (s *memStore) Get(_ context.Context, k Key) (*Replica, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err := s.fail("Get"); err != nil {
-		return nil, err
-	}
-	r, ok := s.rows[k]
-	if !ok {
-		return nil, ErrNotFound
-	}
-	return &r, nil
-}
-
-func (s *memStore) Create(_ context.Context, r *Replica) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err := s.fail("Create"); err != nil {
-		return err
-	}
-	if _, ok := s.rows[r.Key]; ok {
-		return ErrConflict
-	}
-	s.version++
-	r.ETag = strconv.Itoa(s.version)
-	s.rows[r.Key] = *r
-	s.writes++
-	return nil
-}
-
-func (s *memStore) Update(_ context.Context, r *Replica) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err := s.fail("Update"); err != nil {
-		return err
-	}
-	cur, ok := s.rows[r.Key]
-	if !ok || cur.ETag != r.ETag {
-		return ErrConflict
-	}
-	s.version++
-	r.ETag = strconv.Itoa(s.version)
-	s.rows[r.Key] = *r
-	s.writes++
-	return nil
-}
-
-func (s *memStore) List(_ context.Context, f Filter, next string, limit int) (Page, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var all []Replica
-	for _, r := range s.rows {
-		if f.Kind != "" && r.Kind != f.Kind || f.SourceID != "" && r.SourceID != f.SourceID || f.Target != "" && r.Target != f.Target {
-			continue
-		}
-		if len(f.Status) > 0 && !containsStatus(f.Status, r.Status) {
-			continue
-		}
-		all = append(all, r)
-	}
-	sort.Slice(all, func(i, j int) bool { return all[i].Key.String() < all[j].Key.String() })
-	start, _ := strconv.Atoi(next)
-	end := min(start+limit, len(all))
-	p := Page{Replicas: all[start:end]}
-	if end < len(all) {
-		p.Next = strconv.Itoa(end)
-	}
-	return p, nil
-}
-
-func containsStatus(list []Status, s Status) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
-
-func (s *memStore) row(k Key) Replica {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.rows[k]
-}
 
 // memQueue records sent messages and drops duplicates by MessageID, like Service Bus.
 type memQueue struct {
@@ -448,11 +349,4 @@ func (f *fakeResource) failNext(method string, errs ...error) {
 	f.w.mu.Lock()
 	defer f.w.mu.Unlock()
 	f.errs[method] = append(f.errs[method], errs...)
-}
-
-// setDefaultSource swaps the default source's client of e alone: a copy of an Engine shares its
-// maps, so they are cloned first.
-func setDefaultSource(e *Engine, r Resource) {
-	e.resources = maps.Clone(e.resources)
-	e.resources[e.defaultSource] = r
 }

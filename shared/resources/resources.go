@@ -121,15 +121,42 @@ func (r *Resource) FindCopyOperation(ctx context.Context, k replication.Kind, ta
 	return replication.Operation{}, false, nil
 }
 
-// sameLocation compares two model URLs by host and path, ignoring the query (api-version) and
-// the case of the host.
+// sameLocation reports whether two model or classifier URLs name the same item: same host (in
+// any case), same path below the host apart from the api-version's own segment, same collection
+// and id; the query (api-version) does not count. The version's segment is left out because a
+// source and a target may speak different api-versions: a copy started with 2024-11-30 names its
+// target .../documentintelligence/documentModels/{id}, while a 2022-08-31 target client
+// addresses the same model as .../formrecognizer/documentModels/{id}.
 func sameLocation(a, b string) bool {
-	ua, err1 := url.Parse(a)
-	ub, err2 := url.Parse(b)
-	if err1 != nil || err2 != nil || a == "" || b == "" {
-		return false
+	ka, ok1 := itemKey(a)
+	kb, ok2 := itemKey(b)
+	return ok1 && ok2 && strings.EqualFold(ka, kb)
+}
+
+// versionSegments are the path segments the v3/v4 api-versions hang their routes off.
+var versionSegments = []string{"/documentintelligence", "/formrecognizer"}
+
+// itemKey reduces an item URL to host, the endpoint's own path, collection and id.
+func itemKey(s string) (string, bool) {
+	u, err := url.Parse(strings.TrimSpace(s))
+	if err != nil || u.Host == "" {
+		return "", false
 	}
-	return strings.EqualFold(ua.Host, ub.Host) && strings.EqualFold(strings.TrimSuffix(ua.Path, "/"), strings.TrimSuffix(ub.Path, "/"))
+	p := strings.TrimSuffix(u.Path, "/")
+	i := strings.LastIndex(p, "/")
+	if i <= 0 || i == len(p)-1 {
+		return "", false
+	}
+	id, rest := p[i+1:], p[:i]
+	j := strings.LastIndex(rest, "/")
+	collection, prefix := rest[j+1:], rest[:max(j, 0)]
+	for _, seg := range versionSegments {
+		if strings.HasSuffix(strings.ToLower(prefix), seg) {
+			prefix = prefix[:len(prefix)-len(seg)]
+			break
+		}
+	}
+	return u.Host + "\x00" + prefix + "\x00" + collection + "\x00" + id, true
 }
 
 // GetModel reads a model or classifier. A v2.1 model still being created (or invalid) is not

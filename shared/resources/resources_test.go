@@ -71,12 +71,34 @@ func TestClassifyOperation(t *testing.T) {
 }
 
 func TestSameLocation(t *testing.T) {
-	a := "https://T.example/documentintelligence/documentModels/m1?api-version=2024-11-30"
-	if !sameLocation(a, "https://t.example/documentintelligence/documentModels/m1?api-version=2024-07-31-preview") {
-		t.Error("same model under another api-version and host case must match")
+	const a = "https://T.example/documentintelligence/documentModels/m1?api-version=2024-11-30"
+	tests := []struct {
+		name string
+		a, b string
+		want bool
+	}{
+		{"another api-version, host case", a, "https://t.example/documentintelligence/documentModels/m1?api-version=2024-07-31-preview", true},
+		{"2022-08-31 target path", a, "https://t.example/formrecognizer/documentModels/m1?api-version=2022-08-31", true},
+		{"trailing slash", a, "https://t.example/formrecognizer/documentModels/m1/", true},
+		{"endpoint path kept", "https://t.example/di/documentintelligence/documentModels/m1", "https://t.example/di/formrecognizer/documentModels/m1", true},
+		{"classifier", "https://t.example/documentintelligence/documentClassifiers/c1", "https://t.example/documentintelligence/documentClassifiers/c1?api-version=2024-11-30", true},
+		{"another model", a, "https://t.example/documentintelligence/documentModels/m2", false},
+		{"another host", a, "https://u.example/documentintelligence/documentModels/m1", false},
+		{"another endpoint path", "https://t.example/di/documentintelligence/documentModels/m1", "https://t.example/other/documentintelligence/documentModels/m1", false},
+		{"endpoint path against none", "https://t.example/di/documentintelligence/documentModels/m1", a, false},
+		{"model against classifier", a, "https://t.example/documentintelligence/documentClassifiers/m1", false},
+		{"empty", a, "", false},
+		{"relative", "/documentintelligence/documentModels/m1", "/documentintelligence/documentModels/m1", false},
+		{"no collection", "https://t.example/m1", "https://t.example/m1", false},
+		{"not a URL", "https://t.example/%zz/documentModels/m1", "https://t.example/%zz/documentModels/m1", false},
 	}
-	if sameLocation(a, "https://t.example/documentintelligence/documentModels/m2") || sameLocation(a, "") {
-		t.Error("different model matched")
+	for _, tt := range tests {
+		if got := sameLocation(tt.a, tt.b); got != tt.want {
+			t.Errorf("%s: sameLocation(%q, %q) = %t, want %t", tt.name, tt.a, tt.b, got, tt.want)
+		}
+		if got := sameLocation(tt.b, tt.a); got != tt.want {
+			t.Errorf("%s: sameLocation is not symmetric", tt.name)
+		}
 	}
 }
 

@@ -1,16 +1,23 @@
 // Package store keeps replica rows in Azure Table Storage (aztables): PartitionKey
 // "<kind>:<sourceId>", RowKey the target name. Writes carry the row's ETag so two instances never
-// both advance the same replica. It implements replication.Store.
+// both advance the same replica. Replicas in flight are also named in an index partition
+// (index.go), so listing them costs in proportion to them, not to the table. It implements
+// replication.Store.
 package store
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
@@ -24,6 +31,12 @@ import (
 type Tables struct {
 	client  *aztables.Client
 	timeout time.Duration
+	log     *slog.Logger
+	now     func() time.Time // wall clock of the index's intents; tests move it
+
+	built    atomic.Bool // the index's marker was seen: every in-flight row has an intent
+	building sync.Mutex  // one backfill at a time per process
+	known    knownSet
 }
 
 // Options configure the connection. Exactly one of ConnectionString and ServiceURL (with
@@ -35,6 +48,7 @@ type Options struct {
 	Table            string
 	CallTimeout      time.Duration // per call when the context has none; default 30s
 	Transport        policy.Transporter
+	Logger           *slog.Logger // the index's warnings (a failed backfill); nil discards them
 }
 
 // Open connects to the table, creating it if needed.
@@ -63,9 +77,12 @@ func Open(ctx context.Context, o Options) (*Tables, error) {
 	default:
 		return nil, errors.New("store: need a connection string, or a service URL and a credential")
 	}
-	t := &Tables{client: svc.NewClient(o.Table), timeout: o.CallTimeout}
+	t := &Tables{client: svc.NewClient(o.Table), timeout: o.CallTimeout, log: o.Logger, now: time.Now}
 	if t.timeout <= 0 {
 		t.timeout = 30 * time.Second
+	}
+	if t.log == nil {
+		t.log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	cctx, cancel := t.deadline(ctx)
 	defer cancel()
@@ -248,10 +265,15 @@ func (t *Tables) Get(ctx context.Context, k replication.Key) (*replication.Repli
 		}
 		return nil, fmt.Errorf("store: get %s: %w", k, err)
 	}
-	return fromJSON(resp.Value, string(resp.ETag))
+	r, err := fromJSON(resp.Value, string(resp.ETag))
+	if err != nil {
+		return nil, err
+	}
+	t.noteRead(r)
+	return r, nil
 }
 
-// Create inserts a new replica row.
+// Create inserts a new replica row; a row in flight gets its intent in the index first.
 func (t *Tables) Create(ctx context.Context, r *replication.Replica) error {
 	ctx, cancel := t.deadline(ctx)
 	defer cancel()
@@ -259,7 +281,12 @@ func (t *Tables) Create(ctx context.Context, r *replication.Replica) error {
 	if err != nil {
 		return err
 	}
-	resp, err := t.client.AddEntity(ctx, body, nil)
+	wctx, wcancel, err := t.beforeWrite(ctx, r, "")
+	if err != nil {
+		return err
+	}
+	defer wcancel()
+	resp, err := t.client.AddEntity(wctx, body, nil)
 	if err != nil {
 		if statusOf(err) == http.StatusConflict {
 			return replication.ErrConflict
@@ -267,10 +294,16 @@ func (t *Tables) Create(ctx context.Context, r *replication.Replica) error {
 		return fmt.Errorf("store: create %s: %w", r.Key, err)
 	}
 	r.ETag = string(resp.ETag)
+	if r.Status.InFlight() {
+		// A new row out of flight has no intents to drop but what a crashed create left,
+		// which listings find dead (its From is no longer the row's ETag).
+		t.afterWrite(ctx, r)
+	}
 	return nil
 }
 
-// Update replaces the row if it still has r.ETag.
+// Update replaces the row if it still has r.ETag. A row moving into flight gets its intent in
+// the index first; a row leaving flight loses its intents after the write.
 func (t *Tables) Update(ctx context.Context, r *replication.Replica) error {
 	ctx, cancel := t.deadline(ctx)
 	defer cancel()
@@ -278,8 +311,13 @@ func (t *Tables) Update(ctx context.Context, r *replication.Replica) error {
 	if err != nil {
 		return err
 	}
+	wctx, wcancel, err := t.beforeWrite(ctx, r, r.ETag)
+	if err != nil {
+		return err
+	}
+	defer wcancel()
 	etag := azcore.ETag(r.ETag)
-	resp, err := t.client.UpdateEntity(ctx, body, &aztables.UpdateEntityOptions{IfMatch: &etag, UpdateMode: aztables.UpdateModeReplace})
+	resp, err := t.client.UpdateEntity(wctx, body, &aztables.UpdateEntityOptions{IfMatch: &etag, UpdateMode: aztables.UpdateModeReplace})
 	if err != nil {
 		if s := statusOf(err); s == http.StatusPreconditionFailed || s == http.StatusNotFound {
 			return replication.ErrConflict
@@ -287,6 +325,7 @@ func (t *Tables) Update(ctx context.Context, r *replication.Replica) error {
 		return fmt.Errorf("store: update %s: %w", r.Key, err)
 	}
 	r.ETag = string(resp.ETag)
+	t.afterWrite(ctx, r)
 	return nil
 }
 
@@ -298,25 +337,51 @@ func (t *Tables) Delete(ctx context.Context, k replication.Key) error {
 	if err != nil && statusOf(err) != http.StatusNotFound {
 		return fmt.Errorf("store: delete %s: %w", k, err)
 	}
+	t.dropIntents(ctx, k, "")
 	return nil
 }
 
-// List returns up to limit replicas matching f. The continuation token is opaque.
+// maxPage is the most rows one listing call returns, and the most one service answer holds.
+const maxPage = 1000
+
+// List returns up to limit replicas matching f. The continuation token is opaque: it names the
+// last row (or index group) returned, and a token this package did not issue, or one of an
+// index listing given with a filter the index does not serve, is replication.ErrInvalidToken.
+// Listings of in-flight statuses read the index once it is complete; others query the table.
 func (t *Tables) List(ctx context.Context, f replication.Filter, next string, limit int) (replication.Page, error) {
 	ctx, cancel := t.deadline(ctx)
 	defer cancel()
-	if limit <= 0 || limit > 1000 {
-		limit = 1000
+	if limit <= 0 || limit > maxPage {
+		limit = maxPage
 	}
-	opts := &aztables.ListEntitiesOptions{Top: to32(limit)}
-	if q := filterOf(f); q != "" {
-		opts.Filter = &q
-	}
-	if next != "" {
-		pk, rk, err := decodeToken(next)
-		if err != nil {
-			return replication.Page{}, err
+	if next == "" {
+		if indexServes(f) && t.ensureIndex(ctx) {
+			return t.listIndex(ctx, f, "", limit)
 		}
+		return t.listScan(ctx, f, nil, limit)
+	}
+	tok, err := decodeToken(next)
+	if err != nil {
+		return replication.Page{}, err
+	}
+	if tok.index != nil {
+		// The token was issued once the index was complete, so it still is.
+		if !indexServes(f) {
+			return replication.Page{}, replication.ErrInvalidToken
+		}
+		return t.listIndex(ctx, f, tok.index.After, limit)
+	}
+	// A scan started before the index was complete goes on as a scan: it is complete itself.
+	return t.listScan(ctx, f, tok.scan, limit)
+}
+
+// listScan queries the table, from the continuation from (nil: the start).
+func (t *Tables) listScan(ctx context.Context, f replication.Filter, from *[2]string, limit int) (replication.Page, error) {
+	opts := &aztables.ListEntitiesOptions{Top: to32(limit)}
+	q := filterOf(f)
+	opts.Filter = &q
+	if from != nil {
+		pk, rk := from[0], from[1]
 		opts.NextPartitionKey, opts.NextRowKey = &pk, &rk
 	}
 	pager := t.client.NewListEntitiesPager(opts)
@@ -333,6 +398,7 @@ func (t *Tables) List(ctx context.Context, f replication.Filter, next string, li
 			if err != nil {
 				return replication.Page{}, err
 			}
+			t.noteRead(r)
 			page.Replicas = append(page.Replicas, *r)
 		}
 		page.Next = ""
@@ -366,10 +432,13 @@ func deref(s *string) string {
 // filterOf builds the OData filter. Replica rows are told from other rows by their Status.
 func filterOf(f replication.Filter) string {
 	var parts []string
-	if f.Kind != "" && f.SourceID != "" {
+	switch {
+	case f.Kind != "" && f.SourceID != "":
 		parts = append(parts, "PartitionKey eq "+quote(PartitionKey(f.Kind, f.SourceID)))
-	} else if f.Kind != "" {
+	case f.Kind != "":
 		parts = append(parts, "Kind eq "+quote(string(f.Kind)))
+	case f.SourceID != "":
+		parts = append(parts, "SourceId eq "+quote(f.SourceID))
 	}
 	if f.Target != "" {
 		parts = append(parts, "RowKey eq "+quote(f.Target))
@@ -388,19 +457,57 @@ func filterOf(f replication.Filter) string {
 
 func quote(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
 
+// A table listing's token is the service's continuation, [PartitionKey, RowKey] in JSON; an
+// index listing's is {"i": group}. Both are base64url so callers treat them as opaque.
 func encodeToken(pk, rk string) string {
 	b, _ := json.Marshal([2]string{pk, rk})
-	return base64.RawURLEncoding.EncodeToString(b)
+	return encodeRaw(b)
 }
 
-func decodeToken(tok string) (string, string, error) {
+func encodeRaw(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
+
+// token is a decoded continuation: exactly one of scan and index is set.
+type token struct {
+	scan  *[2]string
+	index *indexToken
+}
+
+func decodeToken(tok string) (token, error) {
 	b, err := base64.RawURLEncoding.DecodeString(tok)
-	var v [2]string
-	if err == nil {
-		err = json.Unmarshal(b, &v)
+	if err != nil || len(b) == 0 {
+		return token{}, replication.ErrInvalidToken
 	}
-	if err != nil {
-		return "", "", replication.ErrInvalidToken
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	switch b[0] {
+	case '[':
+		var v []string
+		if dec.Decode(&v) != nil || dec.More() || len(v) != 2 || v[0] == "" {
+			return token{}, replication.ErrInvalidToken
+		}
+		return token{scan: &[2]string{v[0], v[1]}}, nil
+	case '{':
+		var v indexToken
+		// A group ends in '!' and holds no character the index's key parts are not written with.
+		if dec.Decode(&v) != nil || dec.More() || !validGroup(v.After) {
+			return token{}, replication.ErrInvalidToken
+		}
+		return token{index: &v}, nil
 	}
-	return v[0], v[1], nil
+	return token{}, replication.ErrInvalidToken
+}
+
+// validGroup reports whether g could be a group prefix groupOf wrote.
+func validGroup(g string) bool {
+	body, ok := strings.CutSuffix(g, "!")
+	if !ok || len(g) > maxRowKey || strings.Count(body, ":") != 2 {
+		return false
+	}
+	for i := 0; i < len(body); i++ {
+		c := body[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte(".-_~%:", c) >= 0) {
+			return false
+		}
+	}
+	return true
 }

@@ -3,11 +3,11 @@ package reconciletest
 import (
 	"context"
 	"fmt"
-	"sort"
 	"strconv"
 	"sync"
 	"time"
 
+	"github.com/dimirror/dimirror/internal/memstore"
 	"github.com/dimirror/dimirror/shared/replication"
 )
 
@@ -16,20 +16,23 @@ type metaRow struct {
 	etag  string
 }
 
-// Store keeps replica rows and meta rows in memory with ETags, like the table.
+// Store is the domain's fake store: memstore's replica rows (the CLI's store, with the table's
+// semantics), plus the reconciler's meta rows and failures injected per method.
 type Store struct {
-	mu      sync.Mutex
-	rows    map[replication.Key]replication.Replica
-	meta    map[string]metaRow
-	version int
-	errs    map[string][]error
+	*memstore.Store
+
+	mu   sync.Mutex
+	meta map[string]metaRow
+	// metaVersion numbers the meta rows' ETags (the replica rows have memstore's).
+	metaVersion int
+	errs        map[string][]error
 	// MetaWrites counts PutMeta calls that succeeded.
 	MetaWrites int
 }
 
 // NewStore is an empty store.
 func NewStore() *Store {
-	return &Store{rows: map[replication.Key]replication.Replica{}, meta: map[string]metaRow{}, errs: map[string][]error{}}
+	return &Store{Store: memstore.New(), meta: map[string]metaRow{}, errs: map[string][]error{}}
 }
 
 // Fail makes the next calls of method (Get, Create, Update, List, Delete, GetMeta, PutMeta)
@@ -41,6 +44,8 @@ func (s *Store) Fail(method string, errs ...error) {
 }
 
 func (s *Store) fail(method string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if q := s.errs[method]; len(q) > 0 {
 		s.errs[method] = q[1:]
 		return q[0]
@@ -48,143 +53,53 @@ func (s *Store) fail(method string) error {
 	return nil
 }
 
-func (s *Store) etag() string {
-	s.version++
-	return "W/\"" + strconv.Itoa(s.version) + "\""
-}
-
 // Get reads a replica.
-func (s *Store) Get(_ context.Context, k replication.Key) (*replication.Replica, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+func (s *Store) Get(ctx context.Context, k replication.Key) (*replication.Replica, error) {
 	if err := s.fail("Get"); err != nil {
 		return nil, err
 	}
-	r, ok := s.rows[k]
-	if !ok {
-		return nil, replication.ErrNotFound
-	}
-	return &r, nil
+	return s.Store.Get(ctx, k)
 }
 
 // Create inserts a replica.
-func (s *Store) Create(_ context.Context, r *replication.Replica) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+func (s *Store) Create(ctx context.Context, r *replication.Replica) error {
 	if err := s.fail("Create"); err != nil {
 		return err
 	}
-	if _, ok := s.rows[r.Key]; ok {
-		return replication.ErrConflict
-	}
-	r.ETag = s.etag()
-	s.rows[r.Key] = *r
-	return nil
+	return s.Store.Create(ctx, r)
 }
 
 // Update replaces a replica when its ETag is current.
-func (s *Store) Update(_ context.Context, r *replication.Replica) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+func (s *Store) Update(ctx context.Context, r *replication.Replica) error {
 	if err := s.fail("Update"); err != nil {
 		return err
 	}
-	cur, ok := s.rows[r.Key]
-	if !ok || cur.ETag != r.ETag {
-		return replication.ErrConflict
-	}
-	r.ETag = s.etag()
-	s.rows[r.Key] = *r
-	return nil
+	return s.Store.Update(ctx, r)
 }
 
 // Delete forgets a replica.
-func (s *Store) Delete(_ context.Context, k replication.Key) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+func (s *Store) Delete(ctx context.Context, k replication.Key) error {
 	if err := s.fail("Delete"); err != nil {
 		return err
 	}
-	delete(s.rows, k)
-	return nil
+	return s.Store.Delete(ctx, k)
 }
 
-// List pages through the replicas matching f, in key order.
-func (s *Store) List(_ context.Context, f replication.Filter, next string, limit int) (replication.Page, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+// List pages through the replicas matching f, in the table's order.
+func (s *Store) List(ctx context.Context, f replication.Filter, next string, limit int) (replication.Page, error) {
 	if err := s.fail("List"); err != nil {
 		return replication.Page{}, err
 	}
-	var all []replication.Replica
-	for _, r := range s.rows {
-		if f.Kind != "" && r.Kind != f.Kind || f.SourceID != "" && r.SourceID != f.SourceID || f.Target != "" && r.Target != f.Target {
-			continue
-		}
-		if len(f.Status) > 0 && !contains(f.Status, r.Status) {
-			continue
-		}
-		all = append(all, r)
-	}
-	sort.Slice(all, func(i, j int) bool { return all[i].Key.String() < all[j].Key.String() })
-	start := 0
-	if next != "" {
-		n, err := strconv.Atoi(next)
-		if err != nil || n < 0 || n > len(all) {
-			return replication.Page{}, replication.ErrInvalidToken
-		}
-		start = n
-	}
-	if limit <= 0 {
-		limit = 1000
-	}
-	end := min(start+limit, len(all))
-	p := replication.Page{Replicas: all[start:end]}
-	if end < len(all) {
-		p.Next = strconv.Itoa(end)
-	}
-	return p, nil
-}
-
-func contains(list []replication.Status, s replication.Status) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
-
-// Len is how many replicas there are.
-func (s *Store) Len() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.rows)
-}
-
-// Row returns a replica (zero when absent).
-func (s *Store) Row(k replication.Key) (replication.Replica, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	r, ok := s.rows[k]
-	return r, ok
-}
-
-// Put writes a replica as given (test set-up).
-func (s *Store) Put(r replication.Replica) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	r.ETag = s.etag()
-	s.rows[r.Key] = r
+	return s.Store.List(ctx, f, next, limit)
 }
 
 // GetMeta reads a meta row.
 func (s *Store) GetMeta(_ context.Context, name string) ([]byte, string, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	if err := s.fail("GetMeta"); err != nil {
 		return nil, "", err
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	m, ok := s.meta[name]
 	if !ok {
 		return nil, "", replication.ErrNotFound
@@ -194,11 +109,11 @@ func (s *Store) GetMeta(_ context.Context, name string) ([]byte, string, error) 
 
 // PutMeta creates (etag "") or replaces (etag current) a meta row.
 func (s *Store) PutMeta(_ context.Context, name string, value []byte, etag string) (string, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	if err := s.fail("PutMeta"); err != nil {
 		return "", err
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	cur, ok := s.meta[name]
 	switch {
 	case etag == "" && ok:
@@ -206,7 +121,8 @@ func (s *Store) PutMeta(_ context.Context, name string, value []byte, etag strin
 	case etag != "" && (!ok || cur.etag != etag):
 		return "", replication.ErrConflict
 	}
-	m := metaRow{value: append([]byte(nil), value...), etag: s.etag()}
+	s.metaVersion++
+	m := metaRow{value: append([]byte(nil), value...), etag: "W/\"meta-" + strconv.Itoa(s.metaVersion) + "\""}
 	s.meta[name] = m
 	s.MetaWrites++
 	return m.etag, nil
