@@ -202,7 +202,12 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, o Options) (
 	}
 	// The functions see the engine through the small interfaces they declare.
 	a.Handlers = &handlers.Functions{Replicas: a.Engine, Requests: a.Engine, Copies: a.Engine, Poller: a.Engine,
-		Reconciler: rec, Driller: NewDrill(cfg, a.Source, a.Targets), Log: log}
+		Reconciler: rec, Log: log}
+	if a.Source != nil {
+		// The drill judges targets against one source; in the rules form it is not wired (the
+		// drill answers 501) rather than judging a mesh by one resource.
+		a.Handlers.Driller = NewDrill(cfg, a.Source, a.Targets)
+	}
 	return a, nil
 }
 

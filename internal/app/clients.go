@@ -39,6 +39,9 @@ func NewClients(cfg *config.Config, creds *Credentials, log *slog.Logger) (*Clie
 		opts.Transport = pace.transport(endpoint)
 		return creds.DocIntel(endpoint, key, opts)
 	}
+	if !cfg.Legacy {
+		return nil, fmt.Errorf("the operator commands that copy directly need DIMIRROR_SOURCE_ENDPOINT and DIMIRROR_TARGETS; with DIMIRROR_RESOURCES and DIMIRROR_RULES, request copies through the webhook (POST /api/replications with \"source\") or let the sweep deliver them")
+	}
 	c := &Clients{Targets: map[string]*docintel.Client{}}
 	var err error
 	if c.Source, err = client(cfg.Source.Endpoint, cfg.Source.Key, cfg.Source.APIVersion, docintel.Options{}); err != nil {

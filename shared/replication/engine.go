@@ -572,8 +572,8 @@ func (e *Engine) resolveExisting(ctx context.Context, r *Replica, target Resourc
 			// A model of another origin (trained there, or a copy of another resource's model):
 			// never touched, whatever DIMIRROR_REPLACE says.
 			return false, e.failNow(ctx, r, CodeOriginConflict, fmt.Sprintf(
-				"target %s already holds a %s %q (created %s) of another origin (%s), not a copy of %s; dimirror never overwrites a model of another origin, so DIMIRROR_REPLACE cannot help: rename or delete one of them, or request another targetId",
-				r.Target, r.Kind, r.TargetID, m.Created.Format(time.RFC3339), originDescription(m, r.Target), e.originOf(r)))
+				"target %s already holds a %s %q (created %s) of another origin (%s), not a copy of %s %q from %s; dimirror never overwrites a model of another origin, so DIMIRROR_REPLACE cannot help: rename or delete one of them, or request another targetId",
+				r.Target, r.Kind, r.TargetID, m.Created.Format(time.RFC3339), originDescription(m, r.Target), r.Kind, r.SourceID, e.sourceOf(r)))
 		}
 		if !e.policy.Replace {
 			return false, e.failNow(ctx, r, CodeTargetExists, fmt.Sprintf(
