@@ -22,7 +22,6 @@ import (
 	"github.com/dimirror/dimirror/shared/docintel"
 	"github.com/dimirror/dimirror/shared/queue"
 	"github.com/dimirror/dimirror/shared/replication"
-	"github.com/dimirror/dimirror/shared/resources"
 	"github.com/dimirror/dimirror/shared/store"
 )
 
@@ -114,38 +113,12 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, o Options) (
 		log = slog.New(slog.DiscardHandler)
 	}
 	creds := NewCredentials(o.Credential)
-	a := &App{Config: cfg, Log: log, Targets: map[string]*docintel.Client{}, onListen: o.OnListen}
-	pace := newPacers(cfg)
-
-	client := func(endpoint, key string, v docintel.APIVersion, extra docintel.Options) (*docintel.Client, error) {
-		opts := extra
-		opts.APIVersion, opts.CallTimeout, opts.Logger = v, cfg.CallTimeout, log
-		opts.Transport = pace.transport(endpoint)
-		return creds.DocIntel(endpoint, key, opts)
+	a := &App{Config: cfg, Log: log, onListen: o.OnListen}
+	clients, err := NewClients(cfg, creds, log)
+	if err != nil {
+		return nil, err
 	}
-	var err error
-	if a.Source, err = client(cfg.Source.Endpoint, cfg.Source.Key, cfg.Source.APIVersion, docintel.Options{}); err != nil {
-		return nil, fmt.Errorf("source: %w", err)
-	}
-	targets := map[string]replication.Resource{}
-	copySources := map[string]replication.Resource{}
-	var degradeSource *docintel.Client
-	for _, t := range cfg.Targets {
-		c, err := client(t.Endpoint, t.Key, t.APIVersion, docintel.Options{ResourceID: t.ResourceID, Region: t.Region})
-		if err != nil {
-			return nil, fmt.Errorf("target %s: %w", t.Name, err)
-		}
-		a.Targets[t.Name] = c
-		targets[t.Name] = resources.New(c)
-		if t.Degrade {
-			if degradeSource == nil {
-				if degradeSource, err = client(cfg.Source.Endpoint, cfg.Source.Key, cfg.Source.APIVersion, docintel.Options{Degrade: true}); err != nil {
-					return nil, fmt.Errorf("source: %w", err)
-				}
-			}
-			copySources[t.Name] = resources.New(degradeSource)
-		}
-	}
+	a.Source, a.Targets = clients.Source, clients.Targets
 
 	if a.Table, err = creds.OpenTable(ctx, cfg); err != nil {
 		return nil, err
@@ -168,16 +141,9 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, o Options) (
 		q = a.sender
 	}
 
-	if a.Engine, err = replication.NewEngine(replication.Config{
-		Source:      resources.New(a.Source),
-		SourceName:  hostOf(cfg.Source.Endpoint),
-		Targets:     targets,
-		CopySources: copySources,
-		Store:       a.Table,
-		Queue:       q,
-		Policy:      EnginePolicy(cfg),
-		Log:         log,
-	}); err != nil {
+	ecfg := clients.Engine
+	ecfg.Store, ecfg.Queue, ecfg.Policy, ecfg.Log = a.Table, q, EnginePolicy(cfg), log
+	if a.Engine, err = replication.NewEngine(ecfg); err != nil {
 		return nil, err
 	}
 	rec, err := a.newReconciler()
