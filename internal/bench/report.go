@@ -70,6 +70,7 @@ func (r *Report) WriteMarkdown(w io.Writer) {
 	r.lag(w)
 	r.cost(w)
 	r.pacing(w)
+	r.pollPass(w)
 	if r.GoBench != "" {
 		fmt.Fprintf(w, "## Go benchmarks: dimirror's own cost per step\n\n"+
 			"In process, against Azurite and didev with rate limits off and instant copies, so the figures are what dimirror\n"+
@@ -97,11 +98,13 @@ func (r *Report) WriteMarkdown(w io.Writer) {
 		"`make chaos` runs the full fault-injection suite (internal/chaos): more than 500 replications through two\n"+
 		"`dimirror run` instances while didev injects 429s, 500s, connection resets, failed copies and expired\n"+
 		"authorizations, devbus expires locks, drops connections and detaches receivers, and the instances are killed\n"+
-		"with SIGKILL and restarted at random points. It checks that every replica succeeded (or failed with the\n"+
-		"conflict injected on purpose), every target model is there exactly once, no authorization was accepted by\n"+
-		"copyTo twice, the queue is empty with no dead letter lacking a reason, and no secret is in any log line, then\n"+
-		"prints one line; %s\n\n```\n%s\n```\n\n"+
-		"`go test ./internal/chaos` (part of `make test`) runs the same code on about 50 replications with one kill;\n"+
+		"with SIGKILL and restarted at random points; then most calls to the source fail for 30 s (a partial outage).\n"+
+		"It checks that every replica succeeded (or failed with the conflict injected on purpose) within 2 minutes of\n"+
+		"the last fault, every target model is there exactly once, no authorization was accepted by copyTo twice, the\n"+
+		"queue is empty with no dead letter lacking a reason, and no secret is in any log line, then prints one line\n"+
+		"(with how long after the last fault the last replica settled); %s\n\n```\n%s\n```\n\n"+
+		"`go test ./internal/chaos` (part of `make test`) runs the same code on about 50 replications with one kill and\n"+
+		"a 12 s outage;\n"+
 		"`-chaos.seed=N` replays a run's faults and kill points, `-chaos.faults=...` changes the fault mix.\n\n"+
 		"Lost answers (didev's `reset-after`: the service handles a request, the answer never arrives) are in the default\n"+
 		"mix: the Copy API client sends copyTo again only after a 429, so a copyTo whose answer was lost goes back to the\n"+
@@ -110,7 +113,7 @@ func (r *Report) WriteMarkdown(w io.Writer) {
 }
 
 // chaosExample is the summary format of `make chaos` (internal/chaos Report.Summary).
-const chaosExample = "chaos seed=N: <replications>, <succeeded>, failed <by error code>; faults <by kind>; kills <n>; outcome PASS|FAIL (<n> violations) in <elapsed>"
+const chaosExample = "chaos seed=N: <replications>, <succeeded>, failed <by error code>; faults <by kind>; kills <n>; last replica settled <d> after the last fault; outcome PASS|FAIL (<n> violations) in <elapsed>"
 
 func (r *Report) headlines(w io.Writer) {
 	fmt.Fprintf(w, "## Headlines\n\n| figure | measured | goal |\n|---|---|---|\n")
