@@ -40,7 +40,7 @@ SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 browser-deps:
 	@test -x $(CHROMIUM) || { \
 		command -v apt-get >/dev/null 2>&1 || { echo "browser-deps: $(CHROMIUM) is missing and apt-get is not available: install Chromium there by hand" >&2; exit 1; }; \
-		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium; }
+		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; }
 
 vet: go-deps
 	$(GO) vet ./...
