@@ -31,6 +31,17 @@ node_modules/.package-lock.json: package.json package-lock.json
 
 node-deps: node_modules/.package-lock.json
 
+# The status page's browser test (internal/e2e) drives Debian's chromium headless; it is
+# installed only when missing (the test itself installs nothing and fails without it).
+CHROMIUM  := /usr/bin/chromium
+SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: browser-deps
+browser-deps:
+	@test -x $(CHROMIUM) || { \
+		command -v apt-get >/dev/null 2>&1 || { echo "browser-deps: $(CHROMIUM) is missing and apt-get is not available: install Chromium there by hand" >&2; exit 1; }; \
+		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; }
+
 vet: go-deps
 	$(GO) vet ./...
 
@@ -41,7 +52,7 @@ fmt-check:
 fmt:
 	gofmt -w $$(find . -name '*.go' -not -path './node_modules/*' -not -path './.local/*')
 
-test: deps vet fmt-check
+test: deps browser-deps vet fmt-check
 	$(GO) test -race -timeout $(GOTEST_TIMEOUT) ./...
 	$(MAKE) --no-print-directory fuzz-short FUZZTIME=3s
 
@@ -89,8 +100,9 @@ demo: build node-deps
 	@$(BIN)/devup demo
 
 # Benchmarks (docs/BENCHMARKS.md): the Go benchmarks of each step, then the driver, which runs
-# `dimirror run` as a child process against the local stack with didev's S0 rate limits (about
-# 15 minutes; 1,000 models × 2 targets dominate) and writes the report. It quotes the summary
+# `dimirror run` instances as child processes against the local stack with didev's S0 rate limits
+# (about 20 minutes: seven runs of 300 models × 2 targets — 1, 2 and 4 instances, limits of 2 and
+# 15 management calls/s, a competing client — dominate) and writes the report. It quotes the summary
 # of the last `make chaos` (bin/chaos.txt) when there is one, and keeps the measurements in
 # bin/bench.json (`go run ./cmd/bench -from bin/bench.json -out docs/BENCHMARKS.md` renders again).
 .PHONY: bench chaos fuzz-short

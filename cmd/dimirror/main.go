@@ -22,7 +22,7 @@ const (
 	exitOK       = 0
 	exitFailure  = 1
 	exitUsage    = 2
-	exitDrift    = 3 // reconcile --dry-run: targets differ from the source
+	exitDrift    = 3 // reconcile --dry-run: targets differ from the source; drill: a target is not ready
 	exitSettings = 4
 )
 
@@ -59,7 +59,8 @@ Commands:
 Run 'dimirror <command> --help' for a command's flags and examples.
 Settings come from the environment (see local.settings.sample.json).
 
-Exit codes: 0 ok, 1 failure, 2 usage error, 3 drift (reconcile --dry-run), 4 invalid settings.
+Exit codes: 0 ok, 1 failure, 2 usage error, 3 drift (reconcile --dry-run) or not ready (drill),
+4 invalid settings.
 `)
 	return b.String()
 }

@@ -118,7 +118,7 @@
           : el("span", { class: "pill ok" }, "within objective");
       const rows = [
         ["Replicas", `${t.replicas.succeeded || 0} succeeded, ${inFlight} in flight, ${t.replicas.failed || 0} failed`],
-        ["Pending", `${inFlight} (oldest ${fmtSeconds(t.oldestPendingSeconds)})`],
+        ["Pending", inFlight ? `${inFlight} (oldest ${fmtSeconds(t.oldestPendingSeconds)})` : "none"],
         ["Lag 24 h", t.lag.count ? `p50 ${fmtSeconds(t.lag.p50Seconds)}, p95 ${fmtSeconds(t.lag.p95Seconds)}, max ${fmtSeconds(t.lag.maxSeconds)} (${t.lag.count})` : "no copy in 24 h"],
         ["Failures 24 h", String(t.failures24h)],
         ["Made within RPO", `${share} (${r.madeWithin24h || 0} of ${r.made24h || 0})`],

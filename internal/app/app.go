@@ -87,10 +87,11 @@ func (c *Credentials) DocIntel(endpoint, key string, opts docintel.Options) (*do
 	return docintel.New(endpoint, opts)
 }
 
-// OpenTable opens the replica table cfg names, by connection string or Entra ID.
-func (c *Credentials) OpenTable(ctx context.Context, cfg *config.Config) (*store.Tables, error) {
+// OpenTable opens the replica table cfg names, by connection string or Entra ID; log receives
+// the store's warnings (nil: discard).
+func (c *Credentials) OpenTable(ctx context.Context, cfg *config.Config, log *slog.Logger) (*store.Tables, error) {
 	o := store.Options{ConnectionString: cfg.Table.ConnectionString, ServiceURL: cfg.Table.ServiceURI,
-		Table: cfg.Table.Name, CallTimeout: cfg.CallTimeout}
+		Table: cfg.Table.Name, CallTimeout: cfg.CallTimeout, Logger: log}
 	if o.ConnectionString == "" {
 		cred, err := c.Get()
 		if err != nil {
@@ -162,7 +163,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, o Options) (
 		a.Source = a.Resources[config.LegacySourceName]
 	}
 
-	if a.Table, err = creds.OpenTable(ctx, cfg); err != nil {
+	if a.Table, err = creds.OpenTable(ctx, cfg, log); err != nil {
 		return nil, err
 	}
 

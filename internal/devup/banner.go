@@ -3,6 +3,7 @@ package devup
 import (
 	"fmt"
 	"io"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
@@ -62,6 +63,10 @@ Then see its replicas (both "succeeded" within seconds):
   %s
   %s status --watch --settings %s
 
+The status page (models × targets, lag, RPO; refreshes itself), in a browser:
+
+  %s
+
 Ctrl-C stops everything. dimirror's log follows.
 
 `,
@@ -69,5 +74,12 @@ Ctrl-C stops everything. dimirror's log follows.
 		s.CurlRequest("model", "invoice-v1"),
 		s.CurlStatus("model", "invoice-v1"),
 		dimirrorBin, s.SettingsFile,
+		s.DashboardURL(),
 	)
+}
+
+// DashboardURL is the status page's address. The page takes the key from it once and removes
+// it from the address bar; a local stack's key is no secret.
+func (s *Stack) DashboardURL() string {
+	return s.API + "/api/dashboard?code=" + url.QueryEscape(s.Settings["DIMIRROR_API_KEY"])
 }

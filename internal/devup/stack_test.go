@@ -85,7 +85,8 @@ func TestStackDemoAndRestart(t *testing.T) {
 	var banner bytes.Buffer
 	s.WriteBanner(&banner, "bin/dimirror")
 	for _, want := range []string{s.CurlRequest("model", "invoice-v1"), "x-functions-key: " + APIKey, s.API,
-		"models invoice-v1, purchase-order-v1, receipt-v2; classifiers router-v1", "--settings " + filepath.Join(dir, "local.settings.json")} {
+		"models invoice-v1, purchase-order-v1, receipt-v2; classifiers router-v1", "--settings " + filepath.Join(dir, "local.settings.json"),
+		s.API + "/api/dashboard?code=" + APIKey} {
 		if !strings.Contains(banner.String(), want) {
 			t.Errorf("banner lacks %q:\n%s", want, banner.String())
 		}

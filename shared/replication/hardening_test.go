@@ -375,3 +375,60 @@ func TestClockSkewLargerThanTheLease(t *testing.T) {
 		t.Errorf("target holds %v, want the one copy", ids)
 	}
 }
+
+// slowCopy reports copies as running until release is closed.
+type slowCopy struct {
+	*rt.Resource
+	done *atomic.Bool
+}
+
+func (s slowCopy) GetOperation(ctx context.Context, u string) (replication.Operation, error) {
+	op, err := s.Resource.GetOperation(ctx, u)
+	if !s.done.Load() {
+		op.Status, op.Percent = replication.OpRunning, 10
+	}
+	return op, err
+}
+
+// Several instances poll the same copies on their timers: one look per copy at a time, so the
+// operation reads and the target verifications do not grow with the number of instances.
+func TestInstancesShareTheLooksAtACopy(t *testing.T) {
+	h := newHard(t)
+	var done atomic.Bool
+	h.cfg.Source = slowCopy{Resource: h.src, done: &done}
+	instances := []*replication.Engine{h.build(h.cfg), h.build(h.cfg), h.build(h.cfg), h.build(h.cfg)}
+	h.eng = instances[0]
+	h.request("westus2")
+	for _, m := range h.queue.Take() {
+		if err := h.eng.StartCopy(h.ctx, m, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reads := func() int { return h.src.Calls("GetOperation") }
+	for round := range 3 {
+		h.clock.Advance(5 * time.Second)
+		before := reads()
+		for _, in := range instances {
+			if _, err := in.Poll(h.ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if n := reads() - before; n != 1 {
+			t.Errorf("round %d: 4 instances read the operation %d times, want once", round, n)
+		}
+	}
+	done.Store(true)
+	h.clock.Advance(5 * time.Second)
+	verifies := h.west.Calls("GetModel")
+	for _, in := range instances {
+		if _, err := in.Poll(h.ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := h.west.Calls("GetModel") - verifies; n != 1 {
+		t.Errorf("the target was verified %d times by 4 instances, want once", n)
+	}
+	if r := h.row("westus2"); r.Status != replication.StatusSucceeded {
+		t.Errorf("row %s", r.Status)
+	}
+}

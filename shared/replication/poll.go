@@ -137,6 +137,9 @@ func (e *Engine) claim(ctx context.Context, r *Replica) bool {
 
 // pollCopy follows r's copy one step with the copy poller and moves r by what it says.
 func (e *Engine) pollCopy(ctx context.Context, r *Replica) error {
+	if !e.claimLook(ctx, r) {
+		return nil // another instance, or a check message, is looking at this copy now
+	}
 	target := e.targets[r.Target]
 	p, err := NewCopyPoller(e.copySource(r), target, r.Kind, r.TargetID, r.SourceCreated, r.SourceExpires, r.OperationURL)
 	if err != nil {
@@ -191,6 +194,25 @@ func (e *Engine) pollCopy(ctx context.Context, r *Replica) error {
 	default:
 		return e.retryOrFailSave(ctx, r, res.Err.Code, res.Err.Message)
 	}
+}
+
+// claimLook takes the next look at r's copy for this step: an ETag-checked write of when the look
+// after it is due (CheckDelay of the copy's age, 0.5 to 5 s). Every instance's poll timer and
+// every check message would otherwise read the operation — and, once it succeeded, verify the
+// target — each on its own, multiplying the calls to the resource's budgets by the number of
+// instances; with the claim one of them looks and the others find the copy not due. False: the
+// row changed meanwhile (another looker won) or is gone.
+func (e *Engine) claimLook(ctx context.Context, r *Replica) bool {
+	now := e.clock()
+	r.NextAttemptAt = now.Add(CheckDelay(now.Sub(r.StartedAt)))
+	r.UpdatedAt = now
+	if err := e.store.Update(ctx, r); err != nil {
+		if !errors.Is(err, ErrConflict) && !errors.Is(err, ErrNotFound) {
+			e.log.WarnContext(ctx, "claiming a look at a copy failed", append(replicaAttrs(r), "err", err.Error())...)
+		}
+		return false
+	}
+	return true
 }
 
 func (e *Engine) retryOrFailSave(ctx context.Context, r *Replica, code, msg string) error {

@@ -2,7 +2,6 @@ package resources
 
 import (
 	"context"
-	"crypto/tls"
 	"net/http"
 	"strconv"
 	"strings"
@@ -10,6 +9,8 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"golang.org/x/time/rate"
+
+	"github.com/dimirror/dimirror/shared/docintel"
 )
 
 // Pacer spaces the calls to one resource so they stay under its rate limits, which the
@@ -208,19 +209,4 @@ func (p *Pacer) budget(method, path string) *budget {
 }
 
 // baseClient is the HTTP client docintel uses when given no transport.
-func baseClient() *http.Client {
-	var tr *http.Transport
-	if dt, ok := http.DefaultTransport.(*http.Transport); ok {
-		tr = dt.Clone()
-	} else {
-		tr = &http.Transport{Proxy: http.ProxyFromEnvironment, ForceAttemptHTTP2: true}
-	}
-	if tr.TLSClientConfig == nil {
-		tr.TLSClientConfig = &tls.Config{}
-	}
-	tr.TLSClientConfig.MinVersion = tls.VersionTLS12
-	return &http.Client{
-		Transport:     tr,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
-}
+func baseClient() *http.Client { return docintel.NewHTTPClient() }

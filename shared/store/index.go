@@ -283,10 +283,14 @@ func indexServes(f replication.Filter) bool {
 // and the next in-flight listing tries again (recording an intent twice is harmless).
 func (t *Tables) ensureIndex(ctx context.Context) bool {
 	if t.built.Load() {
+		t.rebackfill(ctx)
 		return true
 	}
 	_, err := t.client.GetEntity(ctx, IndexPartition, indexBuiltRow, nil)
 	if err == nil {
+		// Built by another process: trusted now, checked against the rows within the hour
+		// (a scan at every cold start would cost a consumption plan more than it saves).
+		t.backfilled.Store(t.now().UnixNano())
 		t.built.Store(true)
 		return true
 	}
@@ -308,8 +312,29 @@ func (t *Tables) ensureIndex(ctx context.Context) bool {
 		return false
 	}
 	t.built.Store(true)
+	t.backfilled.Store(t.now().UnixNano())
 	t.log.InfoContext(ctx, "in-flight index built")
 	return true
+}
+
+// rebackfillEvery is how often a process checks the index against the rows once it is built:
+// one scan an hour instead of one every poll pass.
+const rebackfillEvery = time.Hour
+
+// rebackfill records intents for the rows in flight again when this process has not done so for
+// rebackfillEvery (and no other call of it is doing so). A failure is logged; the next listing
+// after the interval tries again.
+func (t *Tables) rebackfill(ctx context.Context) {
+	last := time.Unix(0, t.backfilled.Load())
+	if t.now().Sub(last) < rebackfillEvery || !t.building.TryLock() {
+		return
+	}
+	defer t.building.Unlock()
+	if err := t.backfill(ctx); err != nil {
+		t.log.WarnContext(ctx, "in-flight index: the periodic check against the rows failed; trying again at the next listing after the interval", "err", err.Error())
+		return
+	}
+	t.backfilled.Store(t.now().UnixNano())
 }
 
 // backfill records an intent for every row in flight, from the version read. A row that moves

@@ -36,7 +36,12 @@ type Tables struct {
 
 	built    atomic.Bool // the index's marker was seen: every in-flight row has an intent
 	building sync.Mutex  // one backfill at a time per process
-	known    knownSet
+	// backfilled is when this process last completed a backfill (unix nanoseconds): the index
+	// is re-checked against the rows every rebackfillEvery, so entries missing for any reason
+	// (an older binary writing the same table during a rollout, a rollback and upgrade) are
+	// restored within that time instead of hiding an in-flight row from the poller for ever.
+	backfilled atomic.Int64
+	known      knownSet
 }
 
 // Options configure the connection. Exactly one of ConnectionString and ServiceURL (with
