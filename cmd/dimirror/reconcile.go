@@ -34,7 +34,7 @@ every target, plans, and acts on the plan:
   failed    the last run failed: re-driven when the cause may have passed, else reported
   inflight  a copy is on its way
   conflict  the target holds something else under the id: reported
-  expiring  the model expires within 30 days: reported (not drift)
+  expiring  the model expires within DIMIRROR_EXPIRY_WARNING (30 days): reported (not drift)
 
 A composed model waits until its component models and classifier are in the target; a target
 at its model limit takes only what it has room for. DIMIRROR_INCLUDE and DIMIRROR_EXCLUDE
