@@ -32,7 +32,7 @@ import (
 var Targets = []string{"westus2", "eastus"}
 
 // ConflictTarget holds, under each conflict id, a different model that dimirror must not
-// replace: replicas of conflict ids there are expected to fail with OriginConflict.
+// replace: replicas of conflict ids there are expected to fail with TargetExists.
 const ConflictTarget = "eastus"
 
 // Config shapes a run.

@@ -28,9 +28,9 @@ type observation struct {
 	crashes     int
 }
 
-// CodeOriginConflict is the error of a replica whose target id holds a model of another origin
+// CodeTargetExists is the error of a replica whose target id holds a model of another origin
 // (one dimirror did not copy from this item).
-const CodeOriginConflict = replication.CodeOriginConflict
+const CodeTargetExists = replication.CodeTargetExists
 
 // check returns one message per broken invariant (empty when all hold).
 func (o *observation) check() []string {
@@ -64,9 +64,9 @@ func (o *observation) check() []string {
 		}
 		onPurpose := conflict[r.SourceID] && r.Target == ConflictTarget
 		switch {
-		case onPurpose && (r.Status != replication.StatusFailed || r.ErrorCode != CodeOriginConflict):
+		case onPurpose && (r.Status != replication.StatusFailed || r.ErrorCode != CodeTargetExists):
 			add("replica %s should have failed with %s (the target holds another model under that id), it is %s %s",
-				r.Key, CodeOriginConflict, r.Status, r.ErrorCode)
+				r.Key, CodeTargetExists, r.Status, r.ErrorCode)
 		case onPurpose:
 		case r.Status == replication.StatusSucceeded:
 			if succeeded[r.Target] == nil {

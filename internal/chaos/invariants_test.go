@@ -33,7 +33,7 @@ func goodObservation() *observation {
 				Status: replication.StatusSucceeded, Attempt: 1}
 			m := didev.Model{Kind: didev.KindModel, ID: id, Tags: tags}
 			if id == conflictID(0) && t == ConflictTarget {
-				r.Status, r.ErrorCode = replication.StatusFailed, CodeOriginConflict
+				r.Status, r.ErrorCode = replication.StatusFailed, CodeTargetExists
 				m = didev.Model{Kind: didev.KindModel, ID: id, Description: "not a copy"}
 			}
 			o.rows = append(o.rows, r)
@@ -150,10 +150,10 @@ func TestFaultCounts(t *testing.T) {
 }
 
 func TestSummaryIsOneLine(t *testing.T) {
-	r := Report{Seed: 42, Replications: 510, Succeeded: 505, Failed: map[string]int{CodeOriginConflict: 5},
+	r := Report{Seed: 42, Replications: 510, Succeeded: 505, Failed: map[string]int{CodeTargetExists: 5},
 		Faults: map[string]int64{"429": 12, "copy-fail": 3}, Kills: 12, Elapsed: 3 * time.Minute}
 	s := r.Summary()
-	for _, want := range []string{"seed=42", "510 replications", "505 succeeded", "OriginConflict=5", "429=12 copy-fail=3", "kills 12", "outcome PASS", "3m0s"} {
+	for _, want := range []string{"seed=42", "510 replications", "505 succeeded", "TargetExists=5", "429=12 copy-fail=3", "kills 12", "outcome PASS", "3m0s"} {
 		if !strings.Contains(s, want) {
 			t.Errorf("summary %q lacks %q", s, want)
 		}

@@ -214,7 +214,7 @@ func TestRunConflictOnAuthorize(t *testing.T) {
 	for _, r := range e.waitReplicas("model", "receipt-v2", 30*time.Second).Replicas {
 		switch r.Target {
 		case "westus2":
-			if r.Status != "failed" || r.Error == nil || r.Error.Code != "OriginConflict" || !strings.Contains(r.Error.Message, "DIMIRROR_REPLACE") {
+			if r.Status != "failed" || r.Error == nil || r.Error.Code != "TargetExists" || !strings.Contains(r.Error.Message, "DIMIRROR_REPLACE") {
 				t.Errorf("westus2: %s %+v", r.Status, r.Error)
 			}
 		case "eastus":

@@ -3,6 +3,7 @@ package reconcile_test
 import (
 	"context"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -173,13 +174,20 @@ func TestOriginConflictIsReportedNeverOverwritten(t *testing.T) {
 	if m.res["a"].Calls("DeleteModel")+m.res["b"].Calls("DeleteModel")+m.res["a"].Calls("AuthorizeCopy")+m.res["b"].Calls("AuthorizeCopy") != 0 {
 		t.Error("a conflict was acted on")
 	}
-	// A request for it anyway ends in OriginConflict, and nothing is deleted.
+	// A request for it anyway ends in TargetExists, and nothing is deleted.
 	reps, err := m.engine.Request(m.ctx, replication.Request{Source: "a", SourceID: "invoice"})
-	if err != nil || len(reps) != 1 || reps[0].ErrorCode != replication.CodeOriginConflict {
+	if err != nil || len(reps) != 1 || reps[0].ErrorCode != replication.CodeTargetExists {
 		t.Fatalf("request: %+v %v", reps, err)
+	}
+	if !strings.Contains(reps[0].ErrorMessage, "of another origin") || !strings.Contains(reps[0].ErrorMessage, "DIMIRROR_REPLACE cannot help") {
+		t.Errorf("the reason %q does not name the other origin and the setting that cannot help", reps[0].ErrorMessage)
 	}
 	if m.res["b"].Calls("DeleteModel") != 0 {
 		t.Error("a model of another origin was deleted")
+	}
+	// The failed replica stays a conflict for reconciliation, not a failure to re-drive.
+	if p := m.sweep(true); !hasEntry(p, reconcile.Conflict, "invoice", "b") || p.Counts()[reconcile.Failed] != 0 {
+		t.Errorf("after the failed request the sweep plans: %v", entries(p))
 	}
 }
 

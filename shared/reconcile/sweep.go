@@ -273,7 +273,7 @@ func (s *sweep) classifyOne(source string, src Item, o replication.Origin, t str
 	case has:
 		e.Category, e.Action = Conflict, ActReport
 		e.Detail = fmt.Sprintf("%s: the target holds a %s of another origin under this id (%s), not a copy of %s; it is never overwritten: rename or delete one of them, or request another targetId",
-			replication.CodeOriginConflict, src.Kind, s.heldOrigin(t, held), o.Tag)
+			replication.CodeTargetExists, src.Kind, s.heldOrigin(t, held), o.Tag)
 	case row != nil && row.Status == replication.StatusFailed:
 		e.Category = Failed
 		e.Detail = errorDetail(row)

@@ -361,7 +361,7 @@ func (e *FieldError) Error() string { return e.Field + ": " + e.Msg }
 //
 // Loop-free: the copy carries its origin's tags (a copy of a copy keeps them), a target that is
 // the item's origin is skipped (or, named explicitly, refused), and a target that holds a model
-// of another origin under the id is never overwritten (OriginConflict).
+// of another origin under the id is never overwritten (TargetExists).
 func (e *Engine) Request(ctx context.Context, req Request) ([]Replica, error) {
 	explicit := len(req.Targets) > 0
 	if err := e.Validate(&req); err != nil {
@@ -571,7 +571,7 @@ func (e *Engine) resolveExisting(ctx context.Context, r *Replica, target Resourc
 		if !MadeBy(m, r.Kind, e.originOf(r), r.CopyExpires) {
 			// A model of another origin (trained there, or a copy of another resource's model):
 			// never touched, whatever DIMIRROR_REPLACE says.
-			return false, e.failNow(ctx, r, CodeOriginConflict, fmt.Sprintf(
+			return false, e.failNow(ctx, r, CodeTargetExists, fmt.Sprintf(
 				"target %s already holds a %s %q (created %s) of another origin (%s), not a copy of %s %q from %s; dimirror never overwrites a model of another origin, so DIMIRROR_REPLACE cannot help: rename or delete one of them, or request another targetId",
 				r.Target, r.Kind, r.TargetID, m.Created.Format(time.RFC3339), originDescription(m, r.Target), r.Kind, r.SourceID, e.sourceOf(r)))
 		}
@@ -615,7 +615,7 @@ func (e *Engine) deleteOwnCopy(ctx context.Context, target Resource, r *Replica)
 	case err != nil:
 		return err
 	case !MadeBy(m, r.Kind, e.originOf(r), r.CopyExpires):
-		return &ServiceError{Class: ClassPermanent, Code: CodeOriginConflict, Message: fmt.Sprintf(
+		return &ServiceError{Class: ClassPermanent, Code: CodeTargetExists, Message: fmt.Sprintf(
 			"target %s now holds a %s %q of another origin (%s); it is left alone", r.Target, r.Kind, r.TargetID, originDescription(m, r.Target))}
 	}
 	if err := target.DeleteModel(ctx, r.Kind, r.TargetID); err != nil && classOf(err) != ClassNotFound {

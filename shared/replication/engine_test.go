@@ -384,7 +384,7 @@ func TestConflictOnAuthorize(t *testing.T) {
 		}, false, StatusSucceeded, ""},
 		{"different model, no replace", func(h *harness) {
 			h.west.addModel(KindModel, "invoice-v1", h.clock.Now().Add(-48*time.Hour))
-		}, false, StatusFailed, "OriginConflict"},
+		}, false, StatusFailed, "TargetExists"},
 		{"dimirror's older copy, replace", func(h *harness) {
 			old := h.clock.Now().Add(-48 * time.Hour)
 			h.w.mu.Lock()
@@ -401,21 +401,21 @@ func TestConflictOnAuthorize(t *testing.T) {
 		}, false, StatusFailed, "TargetExists"},
 		{"a model built there by hand, replace", func(h *harness) {
 			h.west.addModel(KindModel, "invoice-v1", h.clock.Now().Add(-48*time.Hour))
-		}, true, StatusFailed, "OriginConflict"},
+		}, true, StatusFailed, "TargetExists"},
 		{"another source item's copy, replace", func(h *harness) {
 			old := h.clock.Now().Add(-48 * time.Hour)
 			h.w.mu.Lock()
 			h.west.models[mkey(KindModel, "invoice-v1")] = Model{ID: "invoice-v1", Created: old, Expires: old.Add(time.Hour),
 				Tags: CopyTags("source.example", KindModel, "receipt-v2", old)}
 			h.w.mu.Unlock()
-		}, true, StatusFailed, "OriginConflict"},
+		}, true, StatusFailed, "TargetExists"},
 		{"a copy of the same id from another origin, replace", func(h *harness) {
 			old := h.clock.Now().Add(-48 * time.Hour)
 			h.w.mu.Lock()
 			h.west.models[mkey(KindModel, "invoice-v1")] = Model{ID: "invoice-v1", Created: old, Expires: old.Add(time.Hour),
 				Tags: CopyTags("other.example", KindModel, "invoice-v1", old)}
 			h.w.mu.Unlock()
-		}, true, StatusFailed, "OriginConflict"},
+		}, true, StatusFailed, "TargetExists"},
 		{"reserved by an unused authorization", func(h *harness) {
 			if _, err := h.west.AuthorizeCopy(h.ctx, KindModel, "invoice-v1", nil); err != nil {
 				h.t.Fatal(err)
@@ -436,12 +436,16 @@ func TestConflictOnAuthorize(t *testing.T) {
 					t.Errorf("then %s", got.Status)
 				}
 			}
-			if tt.wantCode == CodeTargetExists || tt.wantCode == CodeOriginConflict {
+			if tt.wantCode == CodeTargetExists {
 				if n := h.west.count("DeleteModel"); n != 0 {
 					t.Errorf("a model dimirror cannot prove it made was deleted (%d deletes)", n)
 				}
-				if tt.replace && tt.wantCode == CodeOriginConflict && !strings.Contains(r.ErrorMessage, "DIMIRROR_REPLACE cannot help") {
+				// With replacing on, only a model of another origin can still fail the replica.
+				if tt.replace && !strings.Contains(r.ErrorMessage, "DIMIRROR_REPLACE cannot help") {
 					t.Errorf("the reason %q does not say that the setting cannot help", r.ErrorMessage)
+				}
+				if tt.replace && !strings.Contains(r.ErrorMessage, "of another origin") {
+					t.Errorf("the reason %q does not say that the model is of another origin", r.ErrorMessage)
 				}
 			}
 		})

@@ -111,10 +111,13 @@ func (r *Replica) move(ev Event) error {
 }
 
 // Error codes the engine records for causes of its own (the service's codes are kept as given).
-// Each names one cause.
+// Each names one cause (TargetExists one kind of cause: an id dimirror may not take).
 const (
-	CodeTargetExists         = "TargetExists"         // the target id holds dimirror's copy of an older version and replacing is off
-	CodeOriginConflict       = "OriginConflict"       // the target id holds a model of another origin (trained there, or a copy of another resource's model): never overwritten
+	// CodeTargetExists: the target id holds a model dimirror cannot replace: one of another origin
+	// (trained there, or a copy of another resource's model; never overwritten, whatever
+	// DIMIRROR_REPLACE says), or dimirror's own copy of an older version while replacing is off.
+	// Reconciliation reports the first case in its conflict category.
+	CodeTargetExists         = "TargetExists"
 	CodeTargetReserved       = "TargetReserved"       // the target id stays taken right after it was freed
 	CodeTargetVanished       = "TargetVanished"       // a verified copy later disappeared from the target
 	CodeCopyNotInTarget      = "CopyNotInTarget"      // the copy operation succeeded but the target does not hold the copy
