@@ -21,6 +21,7 @@ import (
 	"github.com/dimirror/dimirror/shared/config"
 	"github.com/dimirror/dimirror/shared/docintel"
 	"github.com/dimirror/dimirror/shared/queue"
+	"github.com/dimirror/dimirror/shared/reconcile"
 	"github.com/dimirror/dimirror/shared/replication"
 	"github.com/dimirror/dimirror/shared/resources"
 	"github.com/dimirror/dimirror/shared/store"
@@ -190,10 +191,12 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, o Options) (
 		// Rows written before rules name no source: they are the legacy source's, which the rules
 		// form keeps when it names that resource "source" (else the first rule's source).
 		DefaultSource: defaultSource(cfg),
-		Store:         a.Table,
-		Queue:         q,
-		Policy:        EnginePolicy(cfg),
-		Log:           log,
+		// A verified copy requests its onward copies at once, through the rules that select it.
+		Selects: reconcile.Selects(selection(cfg)),
+		Store:   a.Table,
+		Queue:   q,
+		Policy:  EnginePolicy(cfg),
+		Log:     log,
 	}); err != nil {
 		return nil, err
 	}

@@ -51,14 +51,11 @@ func (p *pacers) transport(endpoint string) policy.Transporter {
 	return pc.Transport(nil)
 }
 
-// newReconciler wires the watch and the sweep to the engine, the table and the resources.
-func (a *App) newReconciler() (*reconcile.Reconciler, error) {
-	listers := make(map[string]reconcile.Lister, len(a.Resources))
-	for name, c := range a.Resources {
-		listers[name] = resources.NewListing(c)
-	}
+// selection is what the watch, the sweep and the onward copies select: DIMIRROR_INCLUDE and
+// DIMIRROR_EXCLUDE, and each rule's own filters from DIMIRROR_RULES.
+func selection(cfg *config.Config) (reconcile.Filter, map[replication.Rule]reconcile.RuleFilter) {
 	ruleFilters := map[replication.Rule]reconcile.RuleFilter{}
-	for _, r := range a.Config.Rules {
+	for _, r := range cfg.Rules {
 		if len(r.Include)+len(r.Exclude)+len(r.Kinds) == 0 {
 			continue
 		}
@@ -68,6 +65,16 @@ func (a *App) newReconciler() (*reconcile.Reconciler, error) {
 		}
 		ruleFilters[replication.Rule{From: r.From, To: r.To}] = f
 	}
+	return reconcile.Filter{Include: cfg.Include, Exclude: cfg.Exclude}, ruleFilters
+}
+
+// newReconciler wires the watch and the sweep to the engine, the table and the resources.
+func (a *App) newReconciler() (*reconcile.Reconciler, error) {
+	listers := make(map[string]reconcile.Lister, len(a.Resources))
+	for name, c := range a.Resources {
+		listers[name] = resources.NewListing(c)
+	}
+	global, ruleFilters := selection(a.Config)
 	var starts reconcile.Throttle
 	if a.Config.ManagementRate > 0 {
 		starts = rate.NewLimiter(rate.Limit(a.Config.ManagementRate), max(1, len(a.Targets)))
@@ -77,7 +84,7 @@ func (a *App) newReconciler() (*reconcile.Reconciler, error) {
 		Resources:   listers,
 		RuleFilters: ruleFilters,
 		Meta:        a.Table,
-		Filter:      reconcile.Filter{Include: a.Config.Include, Exclude: a.Config.Exclude},
+		Filter:      global,
 		Prune:       a.Config.Prune,
 		// The sweep's "expiring" and the drill warn alike (DIMIRROR_EXPIRY_WARNING); the
 		// summary and the rpo-missed events judge by DIMIRROR_RPO.

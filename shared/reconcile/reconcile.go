@@ -215,11 +215,20 @@ func (f RuleFilter) Match(kind replication.Kind, id string) bool {
 
 // selects reports whether rule copies kind/id: DIMIRROR_INCLUDE/EXCLUDE and the rule's own filter.
 func (r *Reconciler) selects(rule replication.Rule, kind replication.Kind, id string) bool {
-	if !r.Filter.Match(id) {
-		return false
+	return Selects(r.Filter, r.RuleFilters)(rule, kind, id)
+}
+
+// Selects is the selection of the watch and the sweep as a function (the engine's
+// Config.Selects), so the onward copies of a verified replica follow the same filters: global
+// (DIMIRROR_INCLUDE/EXCLUDE), then the rule's own.
+func Selects(global Filter, rules map[replication.Rule]RuleFilter) func(replication.Rule, replication.Kind, string) bool {
+	return func(rule replication.Rule, kind replication.Kind, id string) bool {
+		if !global.Match(id) {
+			return false
+		}
+		f, ok := rules[rule]
+		return !ok || f.Match(kind, id)
 	}
-	f, ok := r.RuleFilters[rule]
-	return !ok || f.Match(kind, id)
 }
 
 // forSource is the reconciler of a pass over one source resource.

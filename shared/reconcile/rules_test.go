@@ -28,6 +28,12 @@ type mesh struct {
 
 func newMesh(t *testing.T, rules ...replication.Rule) *mesh {
 	t.Helper()
+	return newMeshSelecting(t, nil, rules...)
+}
+
+// newMeshSelecting is newMesh with the engine's rule filter (nil: every item).
+func newMeshSelecting(t *testing.T, selects func(replication.Rule, replication.Kind, string) bool, rules ...replication.Rule) *mesh {
+	t.Helper()
 	c := rt.NewClock()
 	w := rt.NewWorld(c, "a", "b", "c")
 	m := &mesh{t: t, ctx: context.Background(), clock: c, res: map[string]*rt.Resource{}, store: rt.NewStore(), queue: &rt.Queue{},
@@ -40,7 +46,7 @@ func newMesh(t *testing.T, rules ...replication.Rule) *mesh {
 		rcs[n] = replication.ResourceConfig{Resource: m.res[n], Host: m.hostOf[n]}
 		listers[n] = m.res[n]
 	}
-	eng, err := replication.NewEngine(replication.Config{Resources: rcs, Rules: rules, Store: m.store, Queue: m.queue, Now: c.Now})
+	eng, err := replication.NewEngine(replication.Config{Resources: rcs, Rules: rules, Selects: selects, Store: m.store, Queue: m.queue, Now: c.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,6 +160,61 @@ func TestTwoWayFailoverAndFailback(t *testing.T) {
 	}
 	if p := m.sweep(true); !p.InSync() || len(p.Entries) != 0 {
 		t.Errorf("after settling the sweep plans: %v", entries(p))
+	}
+}
+
+// TestSecondHopStartsWhenTheFirstIsVerified: with a>b and b>c, the copy into c is requested the
+// moment b's copy is verified, without a watch or a sweep; the onward request follows the rules'
+// filters and never goes back into the origin.
+func TestSecondHopStartsWhenTheFirstIsVerified(t *testing.T) {
+	noReceipts := func(r replication.Rule, _ replication.Kind, id string) bool {
+		return r != (replication.Rule{From: "b", To: "c"}) || !strings.HasPrefix(id, "receipt")
+	}
+	tests := []struct {
+		name    string
+		rules   []replication.Rule
+		selects func(replication.Rule, replication.Kind, string) bool
+		id      string
+		wantC   bool
+	}{
+		{"a chain delivers to c", rules("a>b", "b>c"), nil, "invoice", true},
+		{"a chain and a two-way rule", rules("a>b", "b>a", "b>c"), nil, "invoice", true},
+		{"b>c's filter excludes the item", rules("a>b", "b>c"), noReceipts, "receipt", false},
+		{"b>c's filter lets another item through", rules("a>b", "b>c"), noReceipts, "invoice", true},
+		{"no rule out of b", rules("a>b", "a>c"), nil, "invoice", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := newMeshSelecting(t, tt.selects, tt.rules...)
+			m.res["a"].Seed(replication.KindModel, tt.id)
+			if _, err := m.engine.Request(m.ctx, replication.Request{Source: "a", SourceID: tt.id, Targets: []string{"b"}}); err != nil {
+				t.Fatal(err)
+			}
+			m.drain() // b's copy starts and is verified; the onward request is queued at once
+			if o, ok := m.origin("b", replication.KindModel, tt.id); !ok || o != "a.example/model/"+tt.id {
+				t.Fatalf("b: %v origin %q", ok, o)
+			}
+			row, err := m.engine.Get(m.ctx, replication.Key{Kind: replication.KindModel, SourceID: tt.id, Target: "c"})
+			if !tt.wantC {
+				if err == nil {
+					t.Errorf("an onward copy into c was requested: %+v", row)
+				}
+				return
+			}
+			if err != nil || row.Source != "b" || row.Origin != "a.example/model/"+tt.id {
+				t.Fatalf("c right after b verified: %+v %v", row, err)
+			}
+			m.drain()
+			if o, ok := m.origin("c", replication.KindModel, tt.id); !ok || o != "a.example/model/"+tt.id {
+				t.Errorf("c: %v origin %q", ok, o)
+			}
+			if _, err := m.engine.Get(m.ctx, replication.Key{Kind: replication.KindModel, SourceID: tt.id, Target: "a"}); err == nil {
+				t.Error("a replica into the origin exists")
+			}
+			if o, _ := m.origin("a", replication.KindModel, tt.id); o != "" {
+				t.Errorf("a's original was overwritten by a copy of %s", o)
+			}
+		})
 	}
 }
 

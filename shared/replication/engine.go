@@ -34,6 +34,7 @@ type Engine struct {
 	store         Store
 	queue         Queue
 	policy        Policy
+	selects       func(rule Rule, kind Kind, id string) bool
 	now           func() time.Time
 	log           *slog.Logger
 }
@@ -74,6 +75,11 @@ type Config struct {
 	CopySources map[string]Resource
 	Targets     map[string]Resource
 
+	// Selects says whether rule copies kind/id (the settings' include, exclude and kinds filters);
+	// nil: every item. The onward copies of a verified replica follow only the rules that select
+	// the item, as the watch and the sweep do.
+	Selects func(rule Rule, kind Kind, id string) bool
+
 	Store  Store
 	Queue  Queue
 	Policy Policy           // zero fields take DefaultPolicy's
@@ -87,7 +93,7 @@ const legacySource = "source"
 // NewEngine validates the wiring and the policy once, naming everything that is missing.
 func NewEngine(c Config) (*Engine, error) {
 	e := &Engine{resources: map[string]Resource{}, hosts: map[string]string{}, copyVia: map[string]map[string]Resource{},
-		rules: map[string][]string{}, targets: map[string]Resource{}, store: c.Store, queue: c.Queue, now: c.Now, log: c.Log}
+		rules: map[string][]string{}, targets: map[string]Resource{}, store: c.Store, queue: c.Queue, selects: c.Selects, now: c.Now, log: c.Log}
 	var missing []string
 	if c.Resources != nil || c.Rules != nil {
 		missing = e.wireRules(c)
@@ -363,7 +369,12 @@ func (e *FieldError) Error() string { return e.Field + ": " + e.Msg }
 // the item's origin is skipped (or, named explicitly, refused), and a target that holds a model
 // of another origin under the id is never overwritten (TargetExists).
 func (e *Engine) Request(ctx context.Context, req Request) ([]Replica, error) {
-	explicit := len(req.Targets) > 0
+	return e.request(ctx, req, len(req.Targets) > 0)
+}
+
+// request is Request; explicit says the caller named the targets, so a target that is the item's
+// origin is refused instead of skipped.
+func (e *Engine) request(ctx context.Context, req Request, explicit bool) ([]Replica, error) {
 	if err := e.Validate(&req); err != nil {
 		return nil, err
 	}
@@ -534,7 +545,7 @@ func (e *Engine) authorize(ctx context.Context, r *Replica) error {
 			return e.recordFailure(ctx, r, "target "+r.Target, rerr)
 		}
 		if !retry {
-			return e.save(ctx, r)
+			return e.saveAndForward(ctx, r)
 		}
 	}
 	if err != nil {
@@ -750,6 +761,51 @@ func (e *Engine) succeed(ctx context.Context, r *Replica, why string) {
 		attrs = append(attrs, "lag", lag.String())
 	}
 	e.log.InfoContext(ctx, "replica succeeded", attrs...)
+}
+
+// saveAndForward saves r and, when it is now succeeded, requests its onward copies.
+func (e *Engine) saveAndForward(ctx context.Context, r *Replica) error {
+	if err := e.save(ctx, r); err != nil {
+		return err
+	}
+	if r.Status == StatusSucceeded {
+		e.forward(ctx, r)
+	}
+	return nil
+}
+
+// forward requests the copies onward from r's target, now that it holds the item: with rules
+// T>X the second hop starts at once instead of at the next sweep. Each onward copy is an ordinary
+// request (idempotent: a replica in flight or done is left as it is; the origin is skipped, so
+// a two-way rule never sends the copy back). A failure is only logged: the watch and the sweep
+// list T and request what is missing, so they are the safety net.
+func (e *Engine) forward(ctx context.Context, r *Replica) {
+	source, id := r.Target, r.TargetID
+	if id == "" {
+		id = r.SourceID
+	}
+	var targets []string
+	for _, t := range e.rules[source] {
+		if t == e.sourceOf(r) || e.isOrigin(t, e.originOf(r)) {
+			continue // where the copy came from holds it already; the origin is never a target
+		}
+		if e.selects != nil && !e.selects(Rule{From: source, To: t}, r.Kind, id) {
+			continue
+		}
+		targets = append(targets, t)
+	}
+	if len(targets) == 0 {
+		return
+	}
+	reps, err := e.request(ctx, Request{Source: source, Kind: r.Kind, SourceID: id, Targets: targets}, false)
+	attrs := append(replicaAttrs(r), "onward", strings.Join(targets, ","))
+	if err != nil {
+		e.log.WarnContext(ctx, "requesting the onward copies failed; the next watch or sweep requests them", append(attrs, "err", err.Error())...)
+		return
+	}
+	for _, o := range reps {
+		e.log.InfoContext(ctx, "onward copy requested", append(attrs, "to", o.Target, "status", string(o.Status))...)
+	}
 }
 
 // save writes r. Losing an ETag race is not an error: the other instance's newer state stands,

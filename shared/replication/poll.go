@@ -181,7 +181,7 @@ func (e *Engine) pollCopy(ctx context.Context, r *Replica) error {
 	switch {
 	case res.Verified:
 		e.succeed(ctx, r, "target verified")
-		return e.save(ctx, r)
+		return e.saveAndForward(ctx, r)
 	case res.Status == "":
 		// Operations are kept about a day: the target decides, and it holds no copy.
 		return e.retryOrFailSave(ctx, r, CodeOperationNotFound, "the copy operation record is gone; no copy in the target")
