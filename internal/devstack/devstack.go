@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -39,6 +40,13 @@ type Options struct {
 	Azurite *testenv.Azurite
 	// Settings override or add settings (e.g. DIMIRROR_POLL_SCHEDULE).
 	Settings map[string]string
+	// Rules switches the settings to the rules form: DIMIRROR_RESOURCES (every resource of
+	// Resources), DIMIRROR_RESOURCE_KEYS and DIMIRROR_RULES = Rules (e.g. "a>b,b>a,a>c"), instead
+	// of the source and targets pair. Targets is then unused.
+	Rules string
+	// Resources are the resources of the rules form (didev serves them all from one process);
+	// the first holds the stack's seeds. Default a, b and c.
+	Resources []string
 }
 
 // Stack is a running local stack.
@@ -76,18 +84,25 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 	if s.Bus, err = devbus.Start(ctx, devbus.Options{Listen: "127.0.0.1:0", Queues: []devbus.QueueOptions{q}}); err != nil {
 		return nil, fmt.Errorf("devbus: %w", err)
 	}
+	first, others := "source", o.Targets
+	if o.Rules != "" {
+		if len(o.Resources) == 0 {
+			o.Resources = []string{"a", "b", "c"}
+		}
+		first, others = o.Resources[0], o.Resources[1:]
+	}
 	dio := didev.Options{
-		Resources: []didev.ResourceOptions{{Name: "source", Addr: "127.0.0.1:0", Region: "centralus"}},
+		Resources: []didev.ResourceOptions{{Name: first, Addr: "127.0.0.1:0", Region: "centralus"}},
 		Key:       Key,
 		Seeds: []didev.Seed{
-			{Resource: "source", Kind: didev.KindModel, ID: "invoice-v1", Description: "Invoices"},
-			{Resource: "source", Kind: didev.KindModel, ID: "receipt-v2", Description: "Receipts"},
-			{Resource: "source", Kind: didev.KindClassifier, ID: "router-v1", Description: "Routes documents"},
+			{Resource: first, Kind: didev.KindModel, ID: "invoice-v1", Description: "Invoices"},
+			{Resource: first, Kind: didev.KindModel, ID: "receipt-v2", Description: "Receipts"},
+			{Resource: first, Kind: didev.KindClassifier, ID: "router-v1", Description: "Routes documents"},
 		},
 		CopyDuration:  300 * time.Millisecond,
 		BuildDuration: 300 * time.Millisecond,
 	}
-	for _, t := range o.Targets {
+	for _, t := range others {
 		dio.Resources = append(dio.Resources, didev.ResourceOptions{Name: t, Addr: "127.0.0.1:0"})
 	}
 	if o.DI != nil {
@@ -126,6 +141,19 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 		"DIMIRROR_CALL_TIMEOUT":    "10s",
 		"DIMIRROR_CLAIM_LEASE":     "20s",
 		"DIMIRROR_LOG_LEVEL":       "debug",
+	}
+	if o.Rules != "" {
+		delete(s.Settings, "DIMIRROR_SOURCE_ENDPOINT")
+		delete(s.Settings, "DIMIRROR_SOURCE_KEY")
+		delete(s.Settings, "DIMIRROR_TARGETS")
+		delete(s.Settings, "DIMIRROR_TARGET_KEYS")
+		res, keys := make([]string, len(o.Resources)), make([]string, len(o.Resources))
+		for i, n := range o.Resources {
+			res[i], keys[i] = n+"="+s.DI.Endpoint(n), n+"="+Key
+		}
+		s.Settings["DIMIRROR_RESOURCES"] = strings.Join(res, ",")
+		s.Settings["DIMIRROR_RESOURCE_KEYS"] = strings.Join(keys, ",")
+		s.Settings["DIMIRROR_RULES"] = o.Rules
 	}
 	for k, v := range o.Settings {
 		s.Settings[k] = v
