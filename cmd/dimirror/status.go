@@ -1,12 +1,14 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
 	"iter"
+	"slices"
 	"strings"
 	"time"
 
@@ -34,6 +36,7 @@ Examples:
   dimirror status
   dimirror status --kind model --id invoice-v1
   dimirror status --state copying,failed --target westus2
+  dimirror status --source westus2
   dimirror status --watch --settings local.settings.json
   dimirror status --json | jq '.value[] | select(.status == "failed")'
 
@@ -46,12 +49,16 @@ listing), 1 the table could not be read or --id names no known replication, 2 us
 
 // statusQuery is a parsed status invocation.
 type statusQuery struct {
-	filter   replication.Filter
-	byID     bool
-	watch    bool
-	interval time.Duration
-	json     bool
-	settings string
+	filter replication.Filter
+	// source keeps only the replicas copied from this resource; defaultSource is the one rows
+	// written before replication rules (which name none) were copied from.
+	source        string
+	defaultSource string
+	byID          bool
+	watch         bool
+	interval      time.Duration
+	json          bool
+	settings      string
 }
 
 func parseStatusFlags(args []string, stdout, stderr io.Writer) (statusQuery, int, bool) {
@@ -61,6 +68,7 @@ func parseStatusFlags(args []string, stdout, stderr io.Writer) (statusQuery, int
 	kind := fs.String("kind", "", "only this `kind`: model or classifier (with --id: default model)")
 	id := fs.String("id", "", "only the replicas of this source model or classifier `id`")
 	target := fs.String("target", "", "only this target `name`")
+	fs.StringVar(&q.source, "source", "", "only the replicas copied from this resource `name` (a rule's source)")
 	states := fs.String("state", "", "only these `statuses`, comma-separated: pending, authorized, copying, succeeded, failed")
 	fs.BoolVar(&q.watch, "watch", false, "refresh until interrupted (Ctrl-C)")
 	fs.DurationVar(&q.interval, "interval", 2*time.Second, "time between refreshes with --watch")
@@ -135,6 +143,10 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer, env
 			return exitUsage
 		}
 	}
+	if q.source != "" && !slices.Contains(cfg.SourceNames(), q.source) {
+		fmt.Fprintf(stderr, "dimirror status: --source %q is not the source of any rule (sources: %s)\n", q.source, strings.Join(cfg.SourceNames(), ", "))
+		return exitUsage
+	}
 	// The functions' own wiring, without the queue: status reads through the engine's read side,
 	// as the API does. Opening the table is bounded; each page read is bounded by the store.
 	openCtx, cancel := context.WithTimeout(ctx, cfg.CallTimeout)
@@ -145,6 +157,7 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer, env
 		return exitFailure
 	}
 	defer a.Close(context.WithoutCancel(ctx))
+	q.defaultSource = a.Engine.DefaultSource()
 	return showStatus(ctx, a.Engine, q, stdout, stderr, env)
 }
 
@@ -153,6 +166,11 @@ func showStatus(ctx context.Context, table replicaReader, q statusQuery, stdout,
 	live := q.watch && !q.json && env.terminal(stdout)
 	for first := true; ; first = false {
 		rows, err := listAll(ctx, table, q.filter)
+		if err == nil && q.source != "" {
+			rows = slices.DeleteFunc(rows, func(r handlers.ReplicaView) bool {
+				return cmp.Or(r.Source, q.defaultSource) != q.source
+			})
+		}
 		switch {
 		case err != nil && ctx.Err() != nil && q.watch:
 			return exitOK // interrupted while reading: the end of a watch

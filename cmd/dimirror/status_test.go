@@ -141,6 +141,15 @@ func TestStatus(t *testing.T) {
 		}
 	})
 
+	t.Run("by source", func(t *testing.T) {
+		// The rows were written before replication rules (no Source): they are the legacy
+		// source's, and only its.
+		code, out, stderr := full.status(t, testEnv(clock, nil), false, "--source", "source")
+		if code != exitOK || stderr != "" || !strings.HasSuffix(out, "5 replicas: 1 pending, 1 authorized, 1 copying, 1 succeeded, 1 failed\n") {
+			t.Errorf("exit %d, stderr %q, out\n%s", code, stderr, out)
+		}
+	})
+
 	t.Run("empty table", func(t *testing.T) {
 		code, out, _ := empty.status(t, testEnv(clock, nil), false)
 		if code != exitOK || out != "no replicas\n" {
@@ -194,6 +203,7 @@ func TestStatus(t *testing.T) {
 			{[]string{"--kind", "pipeline"}, `unknown kind "pipeline"`},
 			{[]string{"--id", "in voice"}, "not a valid model or classifier id"},
 			{[]string{"--target", "mars"}, `"mars" is not a configured target (westus2, eastus)`},
+			{[]string{"--source", "westus2"}, `--source "westus2" is not the source of any rule (sources: source)`},
 			{[]string{"--watch", "--interval", "1ms"}, "--interval 1ms is too short"},
 			{[]string{"invoice-v1"}, `unexpected argument "invoice-v1"`},
 		}

@@ -31,13 +31,24 @@ func Sort(rows []handlers.ReplicaView) {
 func Write(w io.Writer, rows []handlers.ReplicaView, now time.Time) error {
 	var b strings.Builder
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "KIND\tSOURCE\tTARGET\tSTATUS\tPROGRESS\tATTEMPT\tREQUESTED\tLAG\tNOTE")
+	// FROM names the resource each copy is made from; rows written before replication rules
+	// name none, and a table of only those keeps the columns it always had.
+	from := slices.ContainsFunc(rows, func(r handlers.ReplicaView) bool { return r.Source != "" })
+	if from {
+		fmt.Fprintln(tw, "KIND\tFROM\tSOURCE\tTARGET\tSTATUS\tPROGRESS\tATTEMPT\tREQUESTED\tLAG\tNOTE")
+	} else {
+		fmt.Fprintln(tw, "KIND\tSOURCE\tTARGET\tSTATUS\tPROGRESS\tATTEMPT\tREQUESTED\tLAG\tNOTE")
+	}
 	for _, r := range rows {
 		target := r.Target
 		if r.TargetID != "" && r.TargetID != r.SourceID {
 			target += " as " + r.TargetID
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", r.Kind, r.SourceID, target, r.Status,
+		kind := r.Kind
+		if from {
+			kind += "\t" + cmp.Or(r.Source, "-")
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", kind, r.SourceID, target, r.Status,
 			progress(r), r.Attempt, ago(r.RequestedAt, now), lag(r.LagSeconds), note(r, now))
 	}
 	if err := tw.Flush(); err != nil {

@@ -81,3 +81,26 @@ model       b       westus2         succeeded  100%      1        1m30s ago  3.2
 		t.Errorf("got\n%s\nwant\n%s", b.String(), want)
 	}
 }
+
+// TestWriteFrom: rows that name the resource they are copied from get a FROM column; a row
+// written before replication rules shows "-" there.
+func TestWriteFrom(t *testing.T) {
+	now := time.Date(2025, 3, 14, 9, 0, 0, 0, time.UTC)
+	rows := []handlers.ReplicaView{
+		{Source: "a", Kind: "model", SourceID: "invoice", Target: "b", TargetID: "invoice", Status: "succeeded", Attempt: 1},
+		{Source: "b", Kind: "model", SourceID: "receipt", Target: "a", TargetID: "receipt", Status: "pending", Attempt: 1},
+		{Kind: "model", SourceID: "router", Target: "c", TargetID: "router", Status: "succeeded", Attempt: 1},
+	}
+	var b strings.Builder
+	if err := Write(&b, rows, now); err != nil {
+		t.Fatal(err)
+	}
+	want := `KIND   FROM  SOURCE   TARGET  STATUS     PROGRESS  ATTEMPT  REQUESTED  LAG  NOTE
+model  a     invoice  b       succeeded  100%      1        -          -
+model  b     receipt  a       pending    -         1        -          -
+model  -     router   c       succeeded  100%      1        -          -
+`
+	if b.String() != want {
+		t.Errorf("got\n%s\nwant\n%s", b.String(), want)
+	}
+}
