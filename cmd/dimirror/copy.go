@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -27,7 +28,7 @@ func init() {
 
 const copyHelp = `Usage: dimirror copy --id ID [flags]
 
-Copies one model or classifier from the source resource into target resources now, by the
+Copies one model or classifier from a source resource into target resources now, by the
 pipeline's own steps (authorizeCopy on each target, copyTo on the source, then every copy is
 followed until it ends and the target is verified), with the same clients and pacing as the
 functions. Its state is kept in memory: no queue and no table are involved, so it works while
@@ -42,6 +43,10 @@ a model dimirror did not make never is. A copy that fails for a reason a new att
 doubling, up to --attempts times. A target that is throttled or at its model limit waits
 ("waiting") without using up an attempt, until --timeout.
 
+With DIMIRROR_RESOURCES and DIMIRROR_RULES, --source names the resource that holds the item
+(required when several resources are sources) and --to defaults to that source's rules; a
+target that is the item's origin is refused, as the webhook refuses it.
+
 On a terminal the progress of every target is shown live (state, percent, elapsed); otherwise
 one line per change. --json prints only the result, as JSON.
 
@@ -52,6 +57,7 @@ Examples:
   dimirror copy --kind model --id invoice-v1 --to westus2,eastus
   dimirror copy --kind classifier --id router-v1 --to eastus --target-id router-v1-dr
   dimirror copy --id invoice-v1 --json --settings local.settings.json
+  dimirror copy --source westus2 --id receipt-v3 --to eastus
 
 Exit codes: 0 every target succeeded or was up to date, 1 a target failed (or the copy was
 interrupted), 2 usage error, 4 invalid settings.
@@ -61,6 +67,7 @@ interrupted), 2 usage error, 4 invalid settings.
 // copyRequest is a parsed copy invocation.
 type copyRequest struct {
 	kind     replication.Kind
+	source   string
 	id       string
 	targetID string
 	to       []string
@@ -77,7 +84,8 @@ func parseCopyFlags(args []string, stdout, stderr io.Writer) (copyRequest, int, 
 	fs.SetOutput(io.Discard)
 	kind := fs.String("kind", "model", "what to copy: `model` or classifier")
 	fs.StringVar(&r.id, "id", "", "the source model or classifier `id` (required)")
-	to := fs.String("to", "", "comma-separated target `names` (default: every configured target)")
+	fs.StringVar(&r.source, "source", "", "the resource `name` that holds the item (default: the only source)")
+	to := fs.String("to", "", "comma-separated target `names` (default: every target of the source's rules)")
 	fs.StringVar(&r.targetID, "target-id", "", "the `id` in the targets (default: the source id)")
 	fs.BoolVar(&r.replace, "replace", false, "replace dimirror's copy of an older version of the source in a target (never a model dimirror did not make)")
 	fs.IntVar(&r.attempts, "attempts", 3, "copy attempts per target before it is given up")
@@ -238,6 +246,7 @@ func (j *copyJob) fail(at time.Duration, code, msg string) {
 // times it, so the progress display (and its tests) are deterministic.
 type copier struct {
 	kind     replication.Kind
+	source   string
 	sourceID string
 	targetID string
 	eng      *replication.Engine
@@ -259,13 +268,32 @@ const pollInterval = time.Second
 const cliRetryBase = 2 * time.Second
 
 func newCopier(cfg *config.Config, req copyRequest, env cliEnv) (*copier, error) {
+	sources := cfg.SourceNames()
+	source := req.source
+	switch {
+	case source == "" && len(sources) == 1:
+		source = sources[0]
+	case source == "":
+		return nil, badUsage{fmt.Sprintf("--source is required: several resources are sources (%s); name the one that holds the item", strings.Join(sources, ", "))}
+	case !slices.Contains(sources, source):
+		return nil, badUsage{fmt.Sprintf("--source %q is not the source of any rule (sources: %s)", source, strings.Join(sources, ", "))}
+	}
+	var ruleTargets []string
+	for _, r := range cfg.Rules {
+		if r.From == source {
+			ruleTargets = append(ruleTargets, r.To)
+		}
+	}
 	names := req.to
 	if len(names) == 0 {
-		names = targetNames(cfg.Targets)
+		names = ruleTargets
 	}
 	for _, name := range names {
 		if _, ok := cfg.Target(name); !ok {
 			return nil, badUsage{fmt.Sprintf("--to: %q is not a configured target (targets: %s)", name, strings.Join(targetNames(cfg.Targets), ", "))}
+		}
+		if !slices.Contains(ruleTargets, name) {
+			return nil, badUsage{fmt.Sprintf("--to: no rule copies %s into %q (%s's rules copy into %s)", source, name, source, strings.Join(ruleTargets, ", "))}
 		}
 	}
 	clients, err := app.NewClients(cfg, app.NewCredentials(nil), nil)
@@ -280,7 +308,7 @@ func newCopier(cfg *config.Config, req copyRequest, env cliEnv) (*copier, error)
 	if err != nil {
 		return nil, err
 	}
-	c := &copier{kind: req.kind, sourceID: req.id, targetID: req.targetID, eng: eng, queue: q, interval: pollInterval, env: env}
+	c := &copier{kind: req.kind, source: source, sourceID: req.id, targetID: req.targetID, eng: eng, queue: q, interval: pollInterval, env: env}
 	for _, name := range names {
 		c.jobs = append(c.jobs, &copyJob{target: name, targetID: req.targetID, state: jobWaiting})
 	}
@@ -330,13 +358,21 @@ func (c *copier) run(ctx context.Context) copyResult {
 	c.start = c.env.now()
 	c.view.begin(c)
 	res := copyResult{Kind: string(c.kind), SourceID: c.sourceID, Targets: []targetResult{}}
-	if _, err := c.eng.Request(ctx, replication.Request{Kind: c.kind, SourceID: c.sourceID, TargetID: c.targetID, Targets: c.names()}); err != nil {
+	if _, err := c.eng.Request(ctx, replication.Request{Source: c.source, Kind: c.kind, SourceID: c.sourceID, TargetID: c.targetID, Targets: c.names()}); err != nil {
 		code, msg := describeErr(ctx, err)
 		if errors.Is(err, replication.ErrSourceNotFound) {
 			code, msg = "SourceNotFound", fmt.Sprintf("the source has no %s %q", c.kind, c.sourceID)
 		}
+		var fe *replication.FieldError
+		if errors.As(err, &fe) {
+			code, msg = "InvalidRequest", fe.Error() // e.g. a target that is the item's origin
+		}
+		jobCode, jobMsg := "SourceUnavailable", "the source could not be read"
+		if errors.As(err, &fe) {
+			jobCode, jobMsg = code, msg
+		}
 		for _, j := range c.jobs {
-			j.fail(c.elapsed(), "SourceUnavailable", "the source could not be read")
+			j.fail(c.elapsed(), jobCode, jobMsg)
 		}
 		res.Error = &resultError{Code: code, Message: msg}
 		c.view.end(c, res.Error)

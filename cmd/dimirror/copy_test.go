@@ -242,6 +242,71 @@ func TestCopyInterrupted(t *testing.T) {
 	}
 }
 
+// rulesSettings points the fixture's settings at its resources in the rules form.
+func (f *copyFixture) rulesSettings(t *testing.T, rules string) string {
+	t.Helper()
+	values := sampleValues(t)
+	for _, k := range []string{"DIMIRROR_SOURCE_ENDPOINT", "DIMIRROR_SOURCE_KEY", "DIMIRROR_SOURCE_API_VERSION", "DIMIRROR_TARGETS", "DIMIRROR_TARGET_KEYS"} {
+		delete(values, k)
+	}
+	values["DIMIRROR_RESOURCES"] = "source=" + f.srv.Endpoint("source") + ",westus2=" + f.srv.Endpoint("westus2") + ",eastus=" + f.srv.Endpoint("eastus")
+	values["DIMIRROR_RESOURCE_KEYS"] = "source=" + diKey + ",westus2=" + diKey + ",eastus=" + diKey
+	values["DIMIRROR_RULES"] = rules
+	values["DIMIRROR_CALL_TIMEOUT"] = "10s"
+	return writeSettings(t, values)
+}
+
+// In the rules form --source names the resource the item is copied from and --to defaults to
+// its rules; a copy of a copy keeps its origin, and the origin is never a target.
+func TestCopyFromASource(t *testing.T) {
+	f := startCopyFixture(t)
+	f.settings = f.rulesSettings(t, "source>westus2,westus2>eastus,westus2>source")
+	run := func(args ...string) (int, copyResult, string) {
+		t.Helper()
+		code, out, stderr := f.copy(t, context.Background(), testEnv(f.clock, nil), false, append(args, "--json")...)
+		var res copyResult
+		if out != "" {
+			if err := json.Unmarshal([]byte(out), &res); err != nil {
+				t.Fatalf("%v: %v\n%s", args, err, out)
+			}
+		}
+		return code, res, stderr
+	}
+	if code, res, stderr := run("--source", "source", "--id", "invoice-v1"); code != exitOK || len(res.Targets) != 1 || res.Targets[0].Target != "westus2" {
+		t.Fatalf("source>westus2: exit %d %+v %s", code, res, stderr)
+	}
+	// westus2's copy goes on to eastus by default; its origin stays the source's model.
+	if code, res, stderr := run("--source", "westus2", "--id", "invoice-v1", "--to", "eastus"); code != exitOK || len(res.Targets) != 1 {
+		t.Fatalf("westus2>eastus: exit %d %+v %s", code, res, stderr)
+	}
+	m, _ := f.srv.Resource("eastus").Model(didev.KindModel, "invoice-v1")
+	if tag := m.Tags[replication.TagSource]; tag != replication.SourceTag(strings.TrimPrefix(f.srv.Endpoint("source"), "http://"), replication.KindModel, "invoice-v1") {
+		t.Errorf("eastus's copy names %q as its origin", tag)
+	}
+	// Into its origin: refused, nothing authorized there.
+	before := len(f.srv.Resource("source").Reservations())
+	code, res, _ := run("--source", "westus2", "--id", "invoice-v1", "--to", "source")
+	if code != exitFailure || res.Error == nil || res.Error.Code != "InvalidRequest" || !strings.Contains(res.Error.Message, "never copied into its origin") {
+		t.Errorf("into the origin: exit %d %+v", code, res)
+	}
+	if len(f.srv.Resource("source").Reservations()) != before {
+		t.Error("an authorization was issued in the origin")
+	}
+	usage := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--id", "invoice-v1"}, "--source is required: several resources are sources (source, westus2)"},
+		{[]string{"--source", "eastus", "--id", "invoice-v1"}, `--source "eastus" is not the source of any rule (sources: source, westus2)`},
+		{[]string{"--source", "source", "--id", "invoice-v1", "--to", "eastus"}, `--to: no rule copies source into "eastus"`},
+	}
+	for _, tt := range usage {
+		if code, _, stderr := run(tt.args...); code != exitUsage || !strings.Contains(stderr, tt.want) {
+			t.Errorf("%v: exit %d, stderr %q; want exit 2 and %q", tt.args, code, stderr, tt.want)
+		}
+	}
+}
+
 func TestCopyUsage(t *testing.T) {
 	f := startCopyFixture(t)
 	tests := []struct {

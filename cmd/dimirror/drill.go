@@ -85,6 +85,12 @@ func runDrill(ctx context.Context, args []string, stdout, stderr io.Writer, env 
 		fmt.Fprintf(stderr, "dimirror drill: %v\n", err)
 		return exitSettings
 	}
+	if !cfg.Legacy {
+		// The drill judges every target against one source; with several sources a target would
+		// be judged against the wrong one, so it refuses rather than answer wrongly.
+		fmt.Fprintln(stderr, "dimirror drill: the drill judges targets against DIMIRROR_SOURCE_ENDPOINT, and these settings use DIMIRROR_RESOURCES and DIMIRROR_RULES; run `dimirror reconcile --dry-run` for the rules form (every rule's target against its source)")
+		return exitUsage
+	}
 	ctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
 	// The clients log warnings and errors to stderr; the report goes to stdout. The drill needs

@@ -91,3 +91,14 @@ func TestDrillUsage(t *testing.T) {
 		})
 	}
 }
+
+// In the rules form the drill refuses, naming the settings and what to run instead, rather than
+// judge every target against one of several sources.
+func TestDrillRefusesTheRulesForm(t *testing.T) {
+	f := startCopyFixture(t)
+	f.settings = f.rulesSettings(t, "source>westus2,westus2>source")
+	code, out, stderr := f.drill(t)
+	if code != exitUsage || out != "" || !strings.Contains(stderr, "DIMIRROR_RULES") || !strings.Contains(stderr, "dimirror reconcile --dry-run") {
+		t.Errorf("exit %d, stdout %q, stderr %q", code, out, stderr)
+	}
+}

@@ -128,32 +128,10 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, o Options) (
 		opts.Transport = pace.transport(endpoint)
 		return creds.DocIntel(endpoint, key, opts)
 	}
-	// Every resource gets one client (and one pacer, per endpoint host); a source of a rule into a
-	// degrade=true resource also gets a client that sends the copy-degrade header.
 	var err error
-	a.Resources = map[string]*docintel.Client{}
-	rcs := map[string]replication.ResourceConfig{}
-	needsDegraded := map[string]bool{}
-	for _, r := range cfg.Rules {
-		if res, ok := cfg.Resource(r.To); ok && res.Degrade {
-			needsDegraded[r.From] = true
-		}
-	}
-	for _, res := range cfg.Resources {
-		c, err := client(res.Endpoint, res.Key, res.APIVersion, docintel.Options{ResourceID: res.ResourceID, Region: res.Region})
-		if err != nil {
-			return nil, fmt.Errorf("resource %s: %w", res.Name, err)
-		}
-		a.Resources[res.Name] = c
-		rc := replication.ResourceConfig{Resource: resources.New(c), Host: hostOf(res.Endpoint), Degrade: res.Degrade}
-		if needsDegraded[res.Name] {
-			d, err := client(res.Endpoint, res.Key, res.APIVersion, docintel.Options{ResourceID: res.ResourceID, Region: res.Region, Degrade: true})
-			if err != nil {
-				return nil, fmt.Errorf("resource %s: %w", res.Name, err)
-			}
-			rc.Degraded = resources.New(d)
-		}
-		rcs[res.Name] = rc
+	var rcs map[string]replication.ResourceConfig
+	if a.Resources, rcs, err = resourceClients(cfg, client); err != nil {
+		return nil, err
 	}
 	var rules []replication.Rule
 	for _, r := range cfg.Rules {
@@ -213,6 +191,37 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, o Options) (
 		a.Handlers.Driller = NewDrill(cfg, a.Source, a.Targets)
 	}
 	return a, nil
+}
+
+// resourceClients builds one client per resource (and one pacer per endpoint host, through
+// client); a source of a rule into a degrade=true resource also gets a client that sends the
+// copy-degrade header. The functions and the operator commands that copy build them alike.
+func resourceClients(cfg *config.Config, client func(endpoint, key string, v docintel.APIVersion, extra docintel.Options) (*docintel.Client, error)) (map[string]*docintel.Client, map[string]replication.ResourceConfig, error) {
+	clients := map[string]*docintel.Client{}
+	rcs := map[string]replication.ResourceConfig{}
+	needsDegraded := map[string]bool{}
+	for _, r := range cfg.Rules {
+		if res, ok := cfg.Resource(r.To); ok && res.Degrade {
+			needsDegraded[r.From] = true
+		}
+	}
+	for _, res := range cfg.Resources {
+		c, err := client(res.Endpoint, res.Key, res.APIVersion, docintel.Options{ResourceID: res.ResourceID, Region: res.Region})
+		if err != nil {
+			return nil, nil, fmt.Errorf("resource %s: %w", res.Name, err)
+		}
+		clients[res.Name] = c
+		rc := replication.ResourceConfig{Resource: resources.New(c), Host: hostOf(res.Endpoint), Degrade: res.Degrade}
+		if needsDegraded[res.Name] {
+			d, err := client(res.Endpoint, res.Key, res.APIVersion, docintel.Options{ResourceID: res.ResourceID, Region: res.Region, Degrade: true})
+			if err != nil {
+				return nil, nil, fmt.Errorf("resource %s: %w", res.Name, err)
+			}
+			rc.Degraded = resources.New(d)
+		}
+		rcs[res.Name] = rc
+	}
+	return clients, rcs, nil
 }
 
 // defaultSource is the resource rows without a Source column were copied from: the legacy

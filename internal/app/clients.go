@@ -16,10 +16,14 @@ import (
 // Building them opens no connection, so an operator command can copy without the table or the
 // queue.
 type Clients struct {
-	Source  *docintel.Client
-	Targets map[string]*docintel.Client
+	// Source is the legacy form's source (nil in the rules form); Targets the resources rules
+	// copy into; Resources every resource (both forms).
+	Source    *docintel.Client
+	Targets   map[string]*docintel.Client
+	Resources map[string]*docintel.Client
 	// Engine is the part of an engine's configuration the clients fill in: Source,
-	// SourceName, Targets and CopySources.
+	// SourceName, Targets and CopySources in the legacy form; Resources, Rules and
+	// DefaultSource in the rules form.
 	Engine replication.Config
 }
 
@@ -40,9 +44,19 @@ func NewClients(cfg *config.Config, creds *Credentials, log *slog.Logger) (*Clie
 		return creds.DocIntel(endpoint, key, opts)
 	}
 	if !cfg.Legacy {
-		return nil, fmt.Errorf("the operator commands that copy directly need DIMIRROR_SOURCE_ENDPOINT and DIMIRROR_TARGETS; with DIMIRROR_RESOURCES and DIMIRROR_RULES, request copies through the webhook (POST /api/replications with \"source\") or let the sweep deliver them")
+		all, rcs, err := resourceClients(cfg, client)
+		if err != nil {
+			return nil, err
+		}
+		c := &Clients{Targets: map[string]*docintel.Client{}, Resources: all,
+			Engine: replication.Config{Resources: rcs, DefaultSource: defaultSource(cfg)}}
+		for _, r := range cfg.Rules {
+			c.Engine.Rules = append(c.Engine.Rules, replication.Rule{From: r.From, To: r.To})
+			c.Targets[r.To] = all[r.To]
+		}
+		return c, nil
 	}
-	c := &Clients{Targets: map[string]*docintel.Client{}}
+	c := &Clients{Targets: map[string]*docintel.Client{}, Resources: map[string]*docintel.Client{}}
 	var err error
 	if c.Source, err = client(cfg.Source.Endpoint, cfg.Source.Key, cfg.Source.APIVersion, docintel.Options{}); err != nil {
 		return nil, fmt.Errorf("source: %w", err)
@@ -65,6 +79,10 @@ func NewClients(cfg *config.Config, creds *Credentials, log *slog.Logger) (*Clie
 			}
 			c.Engine.CopySources[t.Name] = resources.New(degrade)
 		}
+	}
+	c.Resources[config.LegacySourceName] = c.Source
+	for name, tc := range c.Targets {
+		c.Resources[name] = tc
 	}
 	return c, nil
 }
