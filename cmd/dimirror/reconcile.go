@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -106,7 +107,13 @@ func runReconcile(ctx context.Context, args []string, stdout, stderr io.Writer, 
 		fmt.Fprintf(stderr, "dimirror reconcile: %v\n", err)
 		return exitFailure
 	}
-	if err := printPlan(stdout, plan, f.json, env.now()); err != nil {
+	var rules []string
+	if !cfg.Legacy {
+		for _, r := range cfg.Rules {
+			rules = append(rules, r.String())
+		}
+	}
+	if err := printPlan(stdout, plan, f.json, env.now(), rules); err != nil {
 		fmt.Fprintf(stderr, "dimirror reconcile: %v\n", err)
 		return exitFailure
 	}
@@ -119,8 +126,10 @@ func runReconcile(ctx context.Context, args []string, stdout, stderr io.Writer, 
 	return exitOK
 }
 
-// printPlan writes the plan as JSON, or as a table with a heading and a closing count.
-func printPlan(w io.Writer, p *reconcile.Plan, asJSON bool, now time.Time) error {
+// printPlan writes the plan as JSON, or as a table with a heading and a closing count. rules
+// are the settings' rules in the rules form (nil in the legacy form): the heading names them and
+// a FROM column names each entry's source, the rule's from.
+func printPlan(w io.Writer, p *reconcile.Plan, asJSON bool, now time.Time, rules []string) error {
 	if asJSON {
 		enc := json.NewEncoder(w)
 		enc.SetEscapeHTML(false)
@@ -131,11 +140,19 @@ func printPlan(w io.Writer, p *reconcile.Plan, asJSON bool, now time.Time) error
 	if p.DryRun {
 		mode = "dry run"
 	}
-	fmt.Fprintf(w, "dimirror reconcile (%s) at %s: the source has %s and %s selected; targets %s\n\n",
-		mode, now.UTC().Format("15:04:05 UTC"), plural(p.SourceModels, "model"), plural(p.SourceClassifiers, "classifier"), strings.Join(p.Targets, ", "))
+	if rules != nil {
+		fmt.Fprintf(w, "dimirror reconcile (%s) at %s: rules %s; the sources have %s and %s selected; targets %s\n\n",
+			mode, now.UTC().Format("15:04:05 UTC"), strings.Join(rules, ", "), plural(p.SourceModels, "model"), plural(p.SourceClassifiers, "classifier"), strings.Join(p.Targets, ", "))
+	} else {
+		fmt.Fprintf(w, "dimirror reconcile (%s) at %s: the source has %s and %s selected; targets %s\n\n",
+			mode, now.UTC().Format("15:04:05 UTC"), plural(p.SourceModels, "model"), plural(p.SourceClassifiers, "classifier"), strings.Join(p.Targets, ", "))
+	}
 	if len(p.Entries) > 0 {
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 		head := "CATEGORY\tACTION\tKIND\tID\tTARGET\tTARGET ID\tDETAIL"
+		if rules != nil {
+			head = "CATEGORY\tACTION\tKIND\tFROM\tID\tTARGET\tTARGET ID\tDETAIL"
+		}
 		if !p.DryRun {
 			head += "\tRESULT"
 		}
@@ -145,7 +162,15 @@ func printPlan(w io.Writer, p *reconcile.Plan, asJSON bool, now time.Time) error
 			if tid == e.SourceID {
 				tid = "="
 			}
-			line := strings.Join([]string{string(e.Category), string(e.Action), string(e.Kind), e.SourceID, e.Target, tid, oneLine(e.Detail)}, "\t")
+			cells := []string{string(e.Category), string(e.Action), string(e.Kind), e.SourceID, e.Target, tid, oneLine(e.Detail)}
+			if rules != nil {
+				from := e.Source
+				if from == "" {
+					from = "-"
+				}
+				cells = slices.Insert(cells, 3, from)
+			}
+			line := strings.Join(cells, "\t")
 			if !p.DryRun {
 				line += "\t" + oneLine(e.Result)
 			}

@@ -87,6 +87,38 @@ func TestReconcileCommand(t *testing.T) {
 	}
 	t.Cleanup(az.Stop)
 
+	t.Run("rules: one entry per rule, naming its source", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		st, err := devstack.Start(ctx, devstack.Options{Azurite: az, Rules: "a>b,b>a,a>c", Settings: map[string]string{"DIMIRROR_LOG_LEVEL": "warn"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		code, out, stderr := reconcileCmd(t, "--dry-run", "--settings", settingsFile(t, st.Settings, nil))
+		if code != exitDrift {
+			t.Fatalf("exit %d, want %d (drift)\n%s%s", code, exitDrift, out, stderr)
+		}
+		for _, want := range []string{
+			`rules a>b, b>a, a>c; the sources have`,
+			`(?m)^CATEGORY +ACTION +KIND +FROM +ID +TARGET +TARGET ID +DETAIL$`,
+			`(?m)^missing +start +model +a +invoice-v1 +b +=`,
+			`(?m)^missing +start +model +a +invoice-v1 +c +=`,
+			`(?m)^missing +start +classifier +a +router-v1 +c +=`,
+		} {
+			if !regexp.MustCompile(want).MatchString(out) {
+				t.Errorf("output lacks %q:\n%s", want, out)
+			}
+		}
+		// Never into the origin: no entry targets a, where every item was trained.
+		if regexp.MustCompile(`(?m)^\S+ +\S+ +\S+ +\S+ +\S+ +a +`).MatchString(out) {
+			t.Errorf("an entry targets the origin a:\n%s", out)
+		}
+		if authorizations(st) != 0 {
+			t.Error("the dry run authorized copies")
+		}
+	})
+
 	t.Run("dry run reports drift and changes nothing", func(t *testing.T) {
 		st, settings := reconcileStack(t, az)
 		code, out, stderr := reconcileCmd(t, "--dry-run", "--settings", settings)
