@@ -213,6 +213,29 @@ func TestTargetEntriesLoad(t *testing.T) {
 	if cfg.Table.ServiceURI != "https://stdimx.table.core.windows.net" {
 		t.Errorf("table service URI %q: the storage output's trailing slash must be accepted", cfg.Table.ServiceURI)
 	}
+
+	// The rules form: main.bicep passes the same entries, one per resource, as DIMIRROR_RESOURCES
+	// with the rules parameter as DIMIRROR_RULES (and leaves the source + targets settings empty).
+	rulesSettings := map[string]string{
+		"DIMIRROR_RESOURCES":                            strings.Join(entries, ","),
+		"DIMIRROR_RULES":                                "westus2>eu-1,eu-1>westus2",
+		"DIMIRROR_SOURCE_ENDPOINT":                      "",
+		"DIMIRROR_TARGETS":                              "",
+		"ServiceBusConnection__fullyQualifiedNamespace": "sb-dimirror-x.servicebus.windows.net",
+		"TableConnection__tableServiceUri":              "https://stdimx.table.core.windows.net/",
+	}
+	rcfg, err := config.LoadFrom(func(k string) (string, bool) { v, ok := rulesSettings[k]; return v, ok })
+	if err != nil {
+		t.Fatalf("rules form %q: %v", rulesSettings["DIMIRROR_RESOURCES"], err)
+	}
+	if len(rcfg.Resources) != len(targets) || len(rcfg.Rules) != 2 || rcfg.Legacy {
+		t.Errorf("rules form: %d resources, %d rules, legacy %v", len(rcfg.Resources), len(rcfg.Rules), rcfg.Legacy)
+	}
+	for i, tg := range targets {
+		if got := rcfg.Resources[i]; got.Name != tg.name || got.ResourceID != tg.id || got.Degrade != tg.degrade {
+			t.Errorf("resource %d = %+v, want %+v", i, got, tg)
+		}
+	}
 }
 
 // goSources concatenates the non-test Go files under dir.

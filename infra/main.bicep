@@ -19,9 +19,8 @@ param environmentName string
 @description('Region of the created resources. Flex Consumption is not offered in every region: az functionapp list-flexconsumption-locations.')
 param location string = resourceGroup().location
 
-@description('ARM resource ID of the source Document Intelligence resource: /subscriptions/<id>/resourceGroups/<group>/providers/Microsoft.CognitiveServices/accounts/<name>.')
-@minLength(1)
-param sourceResourceId string
+@description('Source + targets form: ARM resource ID of the source Document Intelligence resource: /subscriptions/<id>/resourceGroups/<group>/providers/Microsoft.CognitiveServices/accounts/<name>. Empty in the rules form (resources and rules).')
+param sourceResourceId string = ''
 
 @description('Targets the models are copied to.')
 type target = {
@@ -41,9 +40,36 @@ type target = {
   degrade: bool?
 }
 
-@description('The target Document Intelligence resources, e.g. [{"name":"westus2","resourceId":"/subscriptions/.../accounts/di-westus2"}].')
-@minLength(1)
-param targets target[]
+@description('Source + targets form: the target Document Intelligence resources, e.g. [{"name":"westus2","resourceId":"/subscriptions/.../accounts/di-westus2"}]. Empty in the rules form.')
+param targets target[] = []
+
+@description('A Document Intelligence resource of the rules form: every resource a rule names, once.')
+type diResource = {
+  @description('Resource name, as in DIMIRROR_RESOURCES, DIMIRROR_RULES and the replica rows: 1-32 lowercase letters, digits and "-".')
+  @minLength(1)
+  @maxLength(32)
+  name: string
+
+  @description('ARM resource ID of the Document Intelligence resource (any resource group or subscription of the tenant).')
+  @minLength(1)
+  resourceId: string
+
+  @description('api-version for this resource; empty means apiVersion.')
+  apiVersion: string?
+
+  @description('Send x-ms-forms-copy-degrade on copies into this resource (a source with a customer-managed key, this resource without).')
+  degrade: bool?
+}
+
+@description('Rules form (several sources, two-way rules): every resource once, e.g. [{"name":"eastus","resourceId":"..."},{"name":"westus2","resourceId":"..."}] (DIMIRROR_RESOURCES). Exclusive with sourceResourceId and targets.')
+param resources diResource[] = []
+
+@description('Rules form: comma-separated from>to pairs over the names in resources, e.g. "eastus>westus2,westus2>eastus" (DIMIRROR_RULES; per-rule filters as documented in README).')
+param rules string = ''
+
+@description('Rules form: resource keys as name=key,name=key, stored in the Key Vault (DIMIRROR_RESOURCE_KEYS). Leave empty to use Microsoft Entra ID (recommended).')
+@secure()
+param resourceKeys string = ''
 
 @description('Source resource key, stored in a Key Vault this template then creates. Leave empty to use Microsoft Entra ID (recommended).')
 @secure()
@@ -215,12 +241,20 @@ var names = {
 
 // Keys are accepted only into Key Vault: given a key, the vault is created and the app setting
 // holds a Key Vault reference, never the key.
-var useKeyVault = !empty(sourceKey) || !empty(targetKeys)
+var useKeyVault = !empty(sourceKey) || !empty(targetKeys) || !empty(resourceKeys)
 var sourceKeySecretName = empty(sourceKey) ? '' : 'dimirror-source-key'
 var targetKeysSecretName = empty(targetKeys) ? '' : 'dimirror-target-keys'
+var resourceKeysSecretName = empty(resourceKeys) ? '' : 'dimirror-resource-keys'
 
-// ARM IDs split as ['', 'subscriptions', <sub>, 'resourceGroups', <group>, 'providers', ...].
-var sourceParts = split(sourceResourceId, '/')
+// The rules form deploys the resources and rules; the source + targets form the source and the
+// targets. Both forms' settings are written (one of them empty); dimirror checks them at start
+// and refuses a mix, or a form left incomplete, naming the setting to fix.
+var rulesForm = !empty(resources)
+
+// ARM IDs split as ['', 'subscriptions', <sub>, 'resourceGroups', <group>, 'providers', ...]. In
+// the rules form there is no source: a placeholder keeps the (skipped) source module's scope
+// expression valid.
+var sourceParts = split(rulesForm ? '/subscriptions/none/resourceGroups/none/providers/none/none/none' : sourceResourceId, '/')
 
 // ---------------------------------------------------------------------------------------------
 // Resources
@@ -273,7 +307,7 @@ module serviceBus 'modules/servicebus.bicep' = {
 
 // Data-plane roles on the source and every target, each in its own resource group: by default a
 // custom role per side with only the calls dimirror makes (see modules/docintel-access.bicep).
-module sourceAccess 'modules/docintel-access.bicep' = {
+module sourceAccess 'modules/docintel-access.bicep' = if (!rulesForm) {
   name: 'dimirror-${token}-source'
   scope: resourceGroup(sourceParts[2], sourceParts[4])
   params: {
@@ -299,6 +333,25 @@ module targetAccess 'modules/docintel-access.bicep' = [
   }
 ]
 
+// Rules form: every resource may be a rule's source and another's target, so each gets both
+// sides' data actions.
+module resourceAccess 'modules/docintel-access.bicep' = [
+  for r in resources: {
+    name: 'dimirror-${token}-resource-${r.name}'
+    scope: resourceGroup(split(r.resourceId, '/')[2], split(r.resourceId, '/')[4])
+    params: {
+      accountName: last(split(r.resourceId, '/'))
+      principalId: identity.outputs.principalId
+      targetName: r.name
+      apiVersion: r.?apiVersion ?? ''
+      degrade: r.?degrade ?? false
+      bothSides: true
+      roleMode: roleMode
+      allowDelete: grantTargetDelete || replaceExisting || pruneDeleted
+    }
+  }
+]
+
 module keyVault 'modules/keyvault.bicep' = if (useKeyVault) {
   name: 'dimirror-keyvault'
   params: {
@@ -310,6 +363,8 @@ module keyVault 'modules/keyvault.bicep' = if (useKeyVault) {
     sourceKey: sourceKey
     targetKeysSecretName: targetKeysSecretName
     targetKeys: targetKeys
+    resourceKeysSecretName: resourceKeysSecretName
+    resourceKeys: resourceKeys
   }
 }
 
@@ -330,13 +385,16 @@ module app 'modules/functionapp.bicep' = {
     appInsightsName: monitoring.outputs.appInsightsName
     instanceMemoryMB: instanceMemoryMB
     maximumInstanceCount: maximumInstanceCount
-    sourceEndpoint: sourceAccess.outputs.endpoint
+    sourceEndpoint: rulesForm ? '' : (sourceAccess.?outputs.endpoint ?? '')
     sourceApiVersion: sourceApiVersion
     targetEntries: [for i in range(0, length(targets)): targetAccess[i].outputs.targetEntry]
+    resourceEntries: [for i in range(0, length(resources)): resourceAccess[i].outputs.targetEntry]
+    rules: rules
     apiVersion: apiVersion
     keyVaultName: useKeyVault ? names.keyVault : ''
     sourceKeySecretName: sourceKeySecretName
     targetKeysSecretName: targetKeysSecretName
+    resourceKeysSecretName: resourceKeysSecretName
     serviceBusNamespace: serviceBus.outputs.fullyQualifiedNamespace
     queueName: serviceBus.outputs.queueName
     tableServiceUri: storage.outputs.tableEndpoint

@@ -118,11 +118,12 @@ func TestDocIntelCustomRoles(t *testing.T) {
 	}
 	tests := []struct {
 		role        string
+		bothSides   bool
 		isSource    bool
 		allowDelete bool
 		want        []string
 	}{
-		{"source", true, true, append(slices.Clone(reads),
+		{"source", false, true, true, append(slices.Clone(reads),
 			"documentmodels:copyto/action",
 			"documentclassifiers:copyto/action",
 			"operations/read",
@@ -131,12 +132,37 @@ func TestDocIntelCustomRoles(t *testing.T) {
 			"custom/models/copy/action",
 			"custom/models/copyresults/read",
 		)},
-		{"target", false, true, append(append(slices.Clone(reads),
+		{"target", false, false, true, append(append(slices.Clone(reads),
 			"documentmodels:authorizecopy/action",
 			"documentclassifiers:authorizecopy/action",
 			"custom/models/copyauthorization/action",
 		), deletes...)},
-		{"target without delete", false, false, append(slices.Clone(reads),
+		{"target without delete", false, false, false, append(slices.Clone(reads),
+			"documentmodels:authorizecopy/action",
+			"documentclassifiers:authorizecopy/action",
+			"custom/models/copyauthorization/action",
+		)},
+		// Rules form: a resource of two-way rules is a source and a target alike.
+		{"source and target", true, false, true, append(append(slices.Clone(reads),
+			"documentmodels:copyto/action",
+			"documentclassifiers:copyto/action",
+			"operations/read",
+			"operation/get/operation/read",
+			"operation/list/operations/read",
+			"custom/models/copy/action",
+			"custom/models/copyresults/read",
+			"documentmodels:authorizecopy/action",
+			"documentclassifiers:authorizecopy/action",
+			"custom/models/copyauthorization/action",
+		), deletes...)},
+		{"source and target without delete", true, false, false, append(slices.Clone(reads),
+			"documentmodels:copyto/action",
+			"documentclassifiers:copyto/action",
+			"operations/read",
+			"operation/get/operation/read",
+			"operation/list/operations/read",
+			"custom/models/copy/action",
+			"custom/models/copyresults/read",
 			"documentmodels:authorizecopy/action",
 			"documentclassifiers:authorizecopy/action",
 			"custom/models/copyauthorization/action",
@@ -162,11 +188,18 @@ func TestDocIntelCustomRoles(t *testing.T) {
 	}
 	// The role's data actions are composed from the lists by this one expression; the test
 	// evaluates the same composition.
-	const composition = "var dataActions = isSource ? concat ( readActions , sourceActions ) : concat ( readActions , targetActions , allowDelete ? deleteActions : [ ] )"
+	const composition = "var dataActions = bothSides ? concat ( readActions , sourceActions , targetActions , allowDelete ? deleteActions : [ ] ) : ( isSource ? concat ( readActions , sourceActions ) : concat ( readActions , targetActions , allowDelete ? deleteActions : [ ] ) )"
 	if got := declText(f, "var", "dataActions"); got != composition {
 		t.Fatalf("dataActions is\n  %s\nwant\n  %s", got, composition)
 	}
-	compose := func(isSource, allowDelete bool) []string {
+	compose := func(bothSides, isSource, allowDelete bool) []string {
+		if bothSides {
+			out := slices.Concat(lists["readActions"], lists["sourceActions"], lists["targetActions"])
+			if allowDelete {
+				out = append(out, lists["deleteActions"]...)
+			}
+			return out
+		}
 		if isSource {
 			return slices.Concat(lists["readActions"], lists["sourceActions"])
 		}
@@ -182,7 +215,7 @@ func TestDocIntelCustomRoles(t *testing.T) {
 			for _, a := range tc.want {
 				want = append(want, formRecognizer+a)
 			}
-			got := compose(tc.isSource, tc.allowDelete)
+			got := compose(tc.bothSides, tc.isSource, tc.allowDelete)
 			if !slices.Equal(got, want) {
 				t.Errorf("data actions:\n  got  %q\n  want %q", got, want)
 			}
@@ -375,8 +408,8 @@ func TestNoSecretsInOutputsOrParameters(t *testing.T) {
 		}
 	}
 	want := []string{
-		"main.bicep:sourceKey", "main.bicep:targetKeys",
-		"modules/keyvault.bicep:sourceKey", "modules/keyvault.bicep:targetKeys",
+		"main.bicep:sourceKey", "main.bicep:targetKeys", "main.bicep:resourceKeys",
+		"modules/keyvault.bicep:sourceKey", "modules/keyvault.bicep:targetKeys", "modules/keyvault.bicep:resourceKeys",
 	}
 	for _, w := range want {
 		if !secureParams[w] {

@@ -18,6 +18,9 @@ param apiVersion string = ''
 @description('For a target: send x-ms-forms-copy-degrade on copies into it.')
 param degrade bool = false
 
+@description('Rules form: the resource is a rule\'s source and another\'s target alike (two-way rules), so the identity gets both sides\' data actions.')
+param bothSides bool = false
+
 @description('custom: a role per side with only the data actions dimirror calls (defined here, assignable in this resource group only); builtin: Cognitive Services User, which also holds every other data action of the resource (analyze, build, compose, ...) and reading its keys.')
 @allowed([
   'custom'
@@ -82,11 +85,12 @@ var deleteActions = [
   '${prefix}custom/models/delete'
 ]
 
-var isSource = empty(targetName)
+var isSource = empty(targetName) && !bothSides
 var sourceRoleDescription = 'dimirror: read models, classifiers and operations of this Document Intelligence resource and copy them out (copyTo). No keys, no analyze, no build.'
 var targetRoleDescription = 'dimirror: authorize copies into this Document Intelligence resource and read what arrived${allowDelete ? ', and delete models and classifiers' : ''}. No keys, no analyze, no build.'
-var side = isSource ? 'source' : (allowDelete ? 'target' : 'target-nodelete')
-var dataActions = isSource ? concat(readActions, sourceActions) : concat(readActions, targetActions, allowDelete ? deleteActions : [])
+var bothRoleDescription = 'dimirror: copy models and classifiers out of this Document Intelligence resource (copyTo, operations) and authorize copies into it${allowDelete ? ', and delete models and classifiers' : ''}. No keys, no analyze, no build.'
+var side = bothSides ? (allowDelete ? 'source-target' : 'source-target-nodelete') : (isSource ? 'source' : (allowDelete ? 'target' : 'target-nodelete'))
+var dataActions = bothSides ? concat(readActions, sourceActions, targetActions, allowDelete ? deleteActions : []) : (isSource ? concat(readActions, sourceActions) : concat(readActions, targetActions, allowDelete ? deleteActions : []))
 
 resource account 'Microsoft.CognitiveServices/accounts@2023-05-01' existing = {
   name: accountName
@@ -100,7 +104,7 @@ resource customRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' = if (r
   name: customRoleId
   properties: {
     roleName: 'dimirror ${side} (${accountName}, ${uniqueString(account.id)})'
-    description: isSource ? sourceRoleDescription : targetRoleDescription
+    description: bothSides ? bothRoleDescription : (isSource ? sourceRoleDescription : targetRoleDescription)
     type: 'customRole'
     permissions: [
       {
@@ -141,5 +145,5 @@ var degradeOption = degrade ? ';degrade=true' : ''
 output endpoint string = endpoint
 output region string = region
 output id string = account.id
-@description('This target as one DIMIRROR_TARGETS entry: name=endpoint;resource-id=...;region=...[;api-version=...][;degrade=true].')
+@description('This target as one DIMIRROR_TARGETS (or, rules form, DIMIRROR_RESOURCES) entry: name=endpoint;resource-id=...;region=...[;api-version=...][;degrade=true].')
 output targetEntry string = empty(targetName) ? '' : '${targetName}=${endpoint};resource-id=${account.id};region=${region}${versionOption}${degradeOption}'

@@ -33,15 +33,21 @@ param maximumInstanceCount int
 param sourceEndpoint string
 param sourceApiVersion string
 
-@description('One DIMIRROR_TARGETS entry per target.')
-@minLength(1)
+@description('One DIMIRROR_TARGETS entry per target (source + targets form; empty in the rules form).')
 param targetEntries string[]
+
+@description('Rules form: one DIMIRROR_RESOURCES entry per resource; empty in the source + targets form.')
+param resourceEntries string[] = []
+
+@description('Rules form: DIMIRROR_RULES.')
+param rules string = ''
 param apiVersion string
 
 @description('Key Vault holding resource keys; empty when every resource uses Entra ID.')
 param keyVaultName string
 param sourceKeySecretName string
 param targetKeysSecretName string
+param resourceKeysSecretName string = ''
 
 @description('Service Bus host name, e.g. <namespace>.servicebus.windows.net.')
 param serviceBusNamespace string
@@ -181,11 +187,11 @@ var appSettings = {
   DIMIRROR_TARGETS: join(targetEntries, ',')
   DIMIRROR_TARGET_KEYS: empty(targetKeysSecretName) ? '' : '@Microsoft.KeyVault(${keyVaultRef}${targetKeysSecretName})'
   DIMIRROR_API_VERSION: apiVersion
-  // The rules form (several sources, two-way rules) is exclusive with the source + targets
-  // form this template deploys, so it stays empty here; README, "Replication rules".
-  DIMIRROR_RESOURCES: ''
-  DIMIRROR_RESOURCE_KEYS: ''
-  DIMIRROR_RULES: ''
+  // The rules form (several sources, two-way rules), exclusive with the source + targets form:
+  // main.bicep fills one form and leaves the other's settings empty; docs/DEPLOY.md.
+  DIMIRROR_RESOURCES: join(resourceEntries, ',')
+  DIMIRROR_RESOURCE_KEYS: empty(resourceKeysSecretName) ? '' : '@Microsoft.KeyVault(${keyVaultRef}${resourceKeysSecretName})'
+  DIMIRROR_RULES: rules
   // Service Bus: read by dimirror's sender and by the host's trigger (connection ServiceBusConnection).
   ServiceBusConnection__fullyQualifiedNamespace: serviceBusNamespace
   ServiceBusConnection__credential: 'managedidentity'

@@ -27,6 +27,13 @@ param targetKeysSecretName string
 @secure()
 param targetKeys string
 
+@description('Rules form: secret holding the resource keys (name=key,name=key); empty creates none.')
+param resourceKeysSecretName string = ''
+
+@description('Rules form: the resource keys.')
+@secure()
+param resourceKeys string = ''
+
 // Key Vault Secrets User: read secret values, nothing else (built-in role; Azure RBAC docs).
 var keyVaultSecretsUser = '4633458b-17de-408a-b874-0445c86b69e6'
 
@@ -71,6 +78,15 @@ resource targetKeysSecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = if (!
   properties: {
     value: targetKeys
     contentType: 'Document Intelligence target keys, name=key,... (DIMIRROR_TARGET_KEYS)'
+  }
+}
+
+resource resourceKeysSecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = if (!empty(resourceKeysSecretName)) {
+  parent: vault
+  name: empty(resourceKeysSecretName) ? 'unused-resources' : resourceKeysSecretName
+  properties: {
+    value: resourceKeys
+    contentType: 'Document Intelligence resource keys, name=key,... (DIMIRROR_RESOURCE_KEYS)'
   }
 }
 
