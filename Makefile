@@ -109,6 +109,7 @@ demo: build node-deps
 
 bench: build node-deps
 	{ $(GO) test -run '^$$' -bench . -benchtime=200x ./internal/bench 2>&1; echo $$? > $(BIN)/gobench.status; } | tee $(BIN)/gobench.txt; exit $$(cat $(BIN)/gobench.status)
+	{ $(GO) test -run '^$$' -bench SweepTwoWay -benchtime=3x ./internal/e2e 2>&1; echo $$? > $(BIN)/gobench.status; } | tee -a $(BIN)/gobench.txt; exit $$(cat $(BIN)/gobench.status)
 	$(GO) run ./cmd/bench -dimirror $(BIN)/dimirror -gobench $(BIN)/gobench.txt -chaos-summary $(BIN)/chaos.txt -json $(BIN)/bench.json -out docs/BENCHMARKS.md
 
 # The full fault-injection suite (internal/chaos): 500+ replications through two `dimirror run`

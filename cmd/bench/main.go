@@ -32,6 +32,7 @@ var commands = []string{
 	"# which runs:",
 	"make build",
 	"go test -run '^$' -bench . -benchtime=200x ./internal/bench | tee bin/gobench.txt",
+	"go test -run '^$' -bench SweepTwoWay -benchtime=3x ./internal/e2e | tee -a bin/gobench.txt",
 	"go run ./cmd/bench -dimirror bin/dimirror -gobench bin/gobench.txt -chaos-summary bin/chaos.txt -json bin/bench.json -out docs/BENCHMARKS.md",
 }
 

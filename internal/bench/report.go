@@ -71,6 +71,7 @@ func (r *Report) WriteMarkdown(w io.Writer) {
 	r.cost(w)
 	r.pacing(w)
 	r.pollPass(w)
+	r.sweepTwoWaySection(w)
 	if r.GoBench != "" {
 		fmt.Fprintf(w, "## Go benchmarks: dimirror's own cost per step\n\n"+
 			"In process, against Azurite and didev with rate limits off and instant copies, so the figures are what dimirror\n"+
