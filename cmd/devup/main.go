@@ -145,7 +145,9 @@ func run(args []string, stdout, stderr io.Writer, signals <-chan os.Signal) int 
 	}()
 
 	fmt.Fprintf(stdout, "devup: starting dimirror's local stack (state in %s)\n", o.data)
-	stack, err := devup.Start(ctx, devup.Options{Root: o.root, DataDir: o.data, Ports: o.ports, Dimirror: o.dimirror, Progress: prefixed{stdout}})
+	// The demo runs the rules form, to show the two-way path too; run keeps the sample's form.
+	stack, err := devup.Start(ctx, devup.Options{Root: o.root, DataDir: o.data, Ports: o.ports, Dimirror: o.dimirror, Progress: prefixed{stdout},
+		TwoWay: o.mode == "demo"})
 	stackReady <- stack
 	if err != nil {
 		if ctx.Err() != nil {

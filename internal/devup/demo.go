@@ -27,6 +27,9 @@ type DemoOptions struct {
 	// NewModel is the model the demo trains on the source; default invoice-v2. It must not
 	// exist yet: the demo runs on fresh data.
 	NewModel string
+	// FailbackModel is the model a two-way stack's demo trains in westus2; default
+	// receipt-westus2.
+	FailbackModel string
 }
 
 // ErrAutomaticCopyMissing is the demo's failure when the model trained during the demo never
@@ -53,25 +56,45 @@ func (s *Stack) Demo(ctx context.Context, o DemoOptions) error {
 	if o.NewModel == "" {
 		o.NewModel = "invoice-v2"
 	}
+	if o.FailbackModel == "" {
+		o.FailbackModel = "receipt-westus2"
+	}
 	d := &demo{s: s, out: o.Out, start: time.Now(), client: &http.Client{Timeout: 30 * time.Second}}
 	items := []demoItem{{kind: "model", id: "invoice-v1"}, {kind: "classifier", id: "router-v1"}, {kind: "model", id: o.NewModel, automatic: true}}
+	steps := 4
+	if s.TwoWay {
+		steps = 5
+	}
+	step := func(n int, what string) { d.step(fmt.Sprintf("%d/%d", n, steps), what) }
 
-	d.step("1/4", "request the replication of a model and a classifier (what a training pipeline's webhook does)")
+	step(1, "request the replication of a model and a classifier (what a training pipeline's webhook does)")
 	for _, it := range items[:2] {
 		if err := d.request(ctx, it); err != nil {
 			return err
 		}
 	}
-	d.step("2/4", fmt.Sprintf("train %s on the source; nobody asks dimirror to copy it", o.NewModel))
-	if err := d.train(ctx, o.NewModel); err != nil {
+	step(2, fmt.Sprintf("train %s on the source; nobody asks dimirror to copy it", o.NewModel))
+	if err := d.train(ctx, "source", o.NewModel); err != nil {
 		return err
 	}
-	d.step("3/4", fmt.Sprintf("wait until every replica has succeeded (at most %s)", o.Timeout))
+	step(3, fmt.Sprintf("wait until every replica has succeeded (at most %s)", o.Timeout))
 	waitErr := d.wait(ctx, items, o.Timeout)
 	if waitErr != nil && ctx.Err() != nil {
 		return waitErr
 	}
-	d.step("4/4", "the replicas, as `dimirror status` shows them")
+	if s.TwoWay && waitErr == nil {
+		// The failback half of docs/FAILOVER.md: training moved to westus2; with the rule
+		// westus2>source its model flows back, and on to eastus through the source's rule.
+		step(4, fmt.Sprintf("the two-way path (rules %s): train %s in westus2, as after a failover; it flows back to the source and, through it, to eastus", TwoWayRules, o.FailbackModel))
+		if err := d.train(ctx, "westus2", o.FailbackModel); err != nil {
+			return err
+		}
+		waitErr = d.wait(ctx, []demoItem{{kind: "model", id: o.FailbackModel}}, o.Timeout)
+		if waitErr != nil && ctx.Err() != nil {
+			return waitErr
+		}
+	}
+	step(steps, "the replicas, as `dimirror status` shows them")
 	if err := d.report(ctx); err != nil {
 		return errors.Join(waitErr, err)
 	}
@@ -133,7 +156,7 @@ func (d *demo) api(ctx context.Context, method, path string, body any, into any)
 
 func (d *demo) request(ctx context.Context, it demoItem) error {
 	var ans handlers.ReplicationAnswer
-	body := map[string]string{"kind": it.kind, "sourceId": it.id}
+	body := map[string]string{"source": "source", "kind": it.kind, "sourceId": it.id}
 	status, err := d.api(ctx, http.MethodPost, "/api/replications", body, &ans)
 	if err != nil {
 		return err
@@ -145,15 +168,15 @@ func (d *demo) request(ctx context.Context, it demoItem) error {
 	for _, r := range ans.Replicas {
 		states = append(states, r.Target+" "+r.Status)
 	}
-	fmt.Fprintf(d.out, "  POST /api/replications {\"kind\":%q,\"sourceId\":%q} → %d %s: %s\n",
+	fmt.Fprintf(d.out, "  POST /api/replications {\"source\":\"source\",\"kind\":%q,\"sourceId\":%q} → %d %s: %s\n",
 		it.kind, it.id, status, http.StatusText(status), strings.Join(states, ", "))
 	return nil
 }
 
-// train builds a model on the source with the Document Intelligence build API, as a training
-// pipeline would, and waits for the build to finish.
-func (d *demo) train(ctx context.Context, id string) error {
-	source := d.s.DI.Endpoint("source")
+// train builds a model in the named resource with the Document Intelligence build API, as a
+// training pipeline would, and waits for the build to finish.
+func (d *demo) train(ctx context.Context, resource, id string) error {
+	source := d.s.DI.Endpoint(resource)
 	body := fmt.Sprintf(`{"modelId":%q,"description":"Invoices, retrained","buildMode":"template","azureBlobSource":{"containerUrl":"https://example.blob.core.windows.net/invoices"}}`, id)
 	call := func(method, url string, body io.Reader) (*http.Response, []byte, error) {
 		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
@@ -196,8 +219,12 @@ func (d *demo) train(ctx context.Context, id string) error {
 		}
 		switch op.Status {
 		case "succeeded":
-			d.trained = time.Now()
-			fmt.Fprintf(d.out, "  %s is ready on the source (%s)\n", id, d.since())
+			if resource == "source" {
+				d.trained = time.Now()
+				fmt.Fprintf(d.out, "  %s is ready on the source (%s)\n", id, d.since())
+			} else {
+				fmt.Fprintf(d.out, "  %s is ready in %s (%s)\n", id, resource, d.since())
+			}
 			return nil
 		case "failed", "canceled":
 			return fmt.Errorf("build %s ended %s: %s", id, op.Status, bytes.TrimSpace(data))

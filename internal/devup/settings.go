@@ -153,6 +153,27 @@ func Addresses(p Ports) map[string]string {
 	}
 }
 
+// TwoWayRules are the stack's rules in the two-way form: the source feeds both targets, and
+// westus2 (the region a failover moves training to) feeds the source back; its models reach
+// eastus through the source.
+const TwoWayRules = "source>westus2,source>eastus,westus2>source"
+
+// TwoWayAddresses are the settings of the rules form for these ports: the same three resources
+// by name, TwoWayRules, and the source and targets pair emptied (the forms are exclusive).
+func TwoWayAddresses(p Ports) map[string]string {
+	return map[string]string{
+		"DIMIRROR_SOURCE_ENDPOINT":    "",
+		"DIMIRROR_SOURCE_KEY":         "",
+		"DIMIRROR_SOURCE_API_VERSION": "",
+		"DIMIRROR_TARGETS":            "",
+		"DIMIRROR_TARGET_KEYS":        "",
+		"DIMIRROR_RESOURCES": "source=http://" + loopback(p.Source) + ",westus2=http://" + loopback(p.Westus2) +
+			",eastus=http://" + loopback(p.Eastus),
+		"DIMIRROR_RESOURCE_KEYS": "source=" + Key + ",westus2=" + Key + ",eastus=" + Key,
+		"DIMIRROR_RULES":         TwoWayRules,
+	}
+}
+
 // writeSettingsFile writes settings as a Functions local.settings.json, so that the operator
 // commands can reuse them: dimirror status --settings <file>. It holds only local development
 // keys; 0600 all the same.

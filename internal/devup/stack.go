@@ -43,10 +43,16 @@ type Options struct {
 	DI func(*didev.Options)
 	// Progress receives one line per step while the stack starts; nil discards them.
 	Progress io.Writer
+	// TwoWay writes the settings in the rules form (TwoWayRules) instead of the source and
+	// targets pair: what is trained in westus2 flows back to the source and, through it, to
+	// eastus. The demo shows that path.
+	TwoWay bool
 }
 
 // Stack is a running local stack.
 type Stack struct {
+	// TwoWay says the settings are the rules form (Options.TwoWay).
+	TwoWay       bool
 	Ports        Ports
 	DataDir      string
 	LogDir       string
@@ -182,6 +188,12 @@ func Start(ctx context.Context, o Options) (s *Stack, err error) {
 	}
 
 	s.Settings = Settings(sample, ports)
+	if o.TwoWay {
+		for k, v := range TwoWayAddresses(ports) {
+			s.Settings[k] = v
+		}
+	}
+	s.TwoWay = o.TwoWay
 	for k, v := range o.Settings {
 		s.Settings[k] = v
 	}

@@ -67,6 +67,7 @@ func TestStackDemoAndRestart(t *testing.T) {
 	var progress syncbuf.Buffer
 	o := demoOptions(dir)
 	o.Progress = &progress
+	o.TwoWay = true
 	s, err := Start(ctx, o)
 	if err != nil {
 		t.Fatal(err)
@@ -99,8 +100,8 @@ func TestStackDemoAndRestart(t *testing.T) {
 	}
 	err = s.Demo(ctx, DemoOptions{Out: &out, Timeout: timeout})
 	t.Logf("demo output:\n%s", out.String())
-	for _, want := range []string{"[1/4]", `{"kind":"model","sourceId":"invoice-v1"} → 202 Accepted`, "[2/4]", "invoice-v2 is ready on the source",
-		"invoice-v1: 2/2 succeeded · router-v1: 2/2 succeeded", "[4/4]", "KIND", "Figures", "copyTo accepted"} {
+	for _, want := range []string{"[1/5]", `{"source":"source","kind":"model","sourceId":"invoice-v1"} → 202 Accepted`, "[2/5]", "invoice-v2 is ready on the source",
+		"invoice-v1: 2/2 succeeded · router-v1: 2/2 succeeded", "[5/5]", "KIND", "FROM", "Figures", "copyTo accepted"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("demo output lacks %q", want)
 		}
@@ -111,6 +112,16 @@ func TestStackDemoAndRestart(t *testing.T) {
 		}
 		if !strings.Contains(out.String(), "invoice-v2: 2/2 succeeded") || !strings.Contains(out.String(), "the trained model was in both targets") {
 			t.Error("the trained model did not reach both targets")
+		}
+		// The two-way path: trained in westus2, back in the source and, through it, in eastus.
+		if !strings.Contains(out.String(), "[4/5] the two-way path") || !strings.Contains(out.String(), "receipt-westus2: 2/2 succeeded") {
+			t.Error("the model trained in westus2 did not reach the source and eastus")
+		}
+		for _, n := range []string{"source", "eastus"} {
+			m, ok := s.DI.Resource(n).Model(didev.KindModel, "receipt-westus2")
+			if !ok || !strings.HasSuffix(m.Tags["dimirror-source"], "/model/receipt-westus2") || strings.HasPrefix(m.Tags["dimirror-source"], strings.TrimPrefix(s.DI.Endpoint(n), "http://")) {
+				t.Errorf("%s: receipt-westus2 held %v, origin tag %q", n, ok, m.Tags["dimirror-source"])
+			}
 		}
 	} else if !errors.Is(err, ErrAutomaticCopyMissing) || !strings.Contains(err.Error(), "the timer functions of this build are: poll") {
 		t.Fatalf("demo without a watch timer: %v", err)
@@ -149,8 +160,13 @@ func TestStackDemoAndRestart(t *testing.T) {
 		t.Fatalf("restart: %v", err)
 	}
 	defer s2.Stop()
-	if got := s2.DI.Resource("source").Count(didev.KindModel); got != 4 { // three seeds and invoice-v2
-		t.Errorf("the source holds %d models after the restart, want 4", got)
+	// Three seeds and invoice-v2, and (with the watch timer) receipt-westus2 copied back from westus2.
+	want := 4
+	if HasWatchTimer() {
+		want = 5
+	}
+	if got := s2.DI.Resource("source").Count(didev.KindModel); got != want {
+		t.Errorf("the source holds %d models after the restart, want %d", got, want)
 	}
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s2.API+"/api/replications/model/invoice-v1", nil)
 	req.Header.Set("x-functions-key", APIKey)
