@@ -38,6 +38,7 @@ type App struct {
 	bus      *azservicebus.Client
 	sender   *queue.Sender
 	onListen func(addr string)
+	pacers   *pacers
 }
 
 // Credentials creates DefaultAzureCredential once, and only when a connection has no key or
@@ -119,7 +120,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, o Options) (
 	if err != nil {
 		return nil, err
 	}
-	a.Source, a.Targets = clients.Source, clients.Targets
+	a.Source, a.Targets, a.pacers = clients.Source, clients.Targets, clients.pacers
 
 	if a.Table, err = creds.OpenTable(ctx, cfg, log); err != nil {
 		return nil, err

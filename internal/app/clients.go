@@ -21,6 +21,8 @@ type Clients struct {
 	// Engine is the part of an engine's configuration the clients fill in: Source,
 	// SourceName, Targets and CopySources.
 	Engine replication.Config
+
+	pacers *pacers // one per resource, shared by its clients
 }
 
 // NewClients builds the clients of every resource cfg names; log receives the clients'
@@ -39,7 +41,7 @@ func NewClients(cfg *config.Config, creds *Credentials, log *slog.Logger) (*Clie
 		opts.Transport = pace.transport(endpoint)
 		return creds.DocIntel(endpoint, key, opts)
 	}
-	c := &Clients{Targets: map[string]*docintel.Client{}}
+	c := &Clients{Targets: map[string]*docintel.Client{}, pacers: pace}
 	var err error
 	if c.Source, err = client(cfg.Source.Endpoint, cfg.Source.Key, cfg.Source.APIVersion, docintel.Options{}); err != nil {
 		return nil, fmt.Errorf("source: %w", err)
