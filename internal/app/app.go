@@ -43,6 +43,7 @@ type App struct {
 	bus      *azservicebus.Client
 	sender   *queue.Sender
 	onListen func(addr string)
+	pacers   *pacers
 }
 
 // Credentials creates DefaultAzureCredential once, and only when a connection has no key or
@@ -120,7 +121,10 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, o Options) (
 	}
 	creds := NewCredentials(o.Credential)
 	a := &App{Config: cfg, Log: log, Targets: map[string]*docintel.Client{}, onListen: o.OnListen}
+	// One pacer per resource, shared by its clients; the presence loop tells them how many
+	// instances share each budget.
 	pace := newPacers(cfg)
+	a.pacers = pace
 
 	client := func(endpoint, key string, v docintel.APIVersion, extra docintel.Options) (*docintel.Client, error) {
 		opts := extra

@@ -25,6 +25,8 @@ type Clients struct {
 	// SourceName, Targets and CopySources in the legacy form; Resources, Rules and
 	// DefaultSource in the rules form.
 	Engine replication.Config
+
+	pacers *pacers // one per resource, shared by its clients
 }
 
 // NewClients builds the clients of every resource cfg names; log receives the clients'
@@ -48,7 +50,7 @@ func NewClients(cfg *config.Config, creds *Credentials, log *slog.Logger) (*Clie
 		if err != nil {
 			return nil, err
 		}
-		c := &Clients{Targets: map[string]*docintel.Client{}, Resources: all,
+		c := &Clients{Targets: map[string]*docintel.Client{}, Resources: all, pacers: pace,
 			Engine: replication.Config{Resources: rcs, DefaultSource: defaultSource(cfg)}}
 		for _, r := range cfg.Rules {
 			c.Engine.Rules = append(c.Engine.Rules, replication.Rule{From: r.From, To: r.To})
@@ -56,7 +58,7 @@ func NewClients(cfg *config.Config, creds *Credentials, log *slog.Logger) (*Clie
 		}
 		return c, nil
 	}
-	c := &Clients{Targets: map[string]*docintel.Client{}, Resources: map[string]*docintel.Client{}}
+	c := &Clients{Targets: map[string]*docintel.Client{}, Resources: map[string]*docintel.Client{}, pacers: pace}
 	var err error
 	if c.Source, err = client(cfg.Source.Endpoint, cfg.Source.Key, cfg.Source.APIVersion, docintel.Options{}); err != nil {
 		return nil, fmt.Errorf("source: %w", err)

@@ -79,6 +79,9 @@ func (a *App) Serve(ctx context.Context, port int) error {
 	}
 	a.Log.Info("custom handler listening", "addr", ln.Addr().String())
 	a.listening(ln)
+	pctx, stopPresence := context.WithCancel(ctx)
+	defer stopPresence()
+	go a.presence(pctx, a.Table, presenceEvery)
 	return serveHTTP(ctx, ln, a.Handlers.CustomHandler(), customHandlerLimits(table), StopGrace, a.Log)
 }
 
@@ -172,6 +175,7 @@ func (a *App) Run(ctx context.Context) error {
 	grace := StopGrace
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return serveHTTP(gctx, ln, api, apiLimits(table), grace, a.Log) })
+	g.Go(func() error { a.presence(gctx, a.Table, presenceEvery); return nil })
 	g.Go(func() error {
 		// The same queue function the Functions host invokes in serve; the loop carries its
 		// outcome out with azservicebus.

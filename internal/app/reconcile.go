@@ -31,6 +31,15 @@ func newPacers(cfg *config.Config) *pacers {
 	}
 }
 
+// setInstances tells every resource's pacer how many instances of dimirror are alive.
+func (p *pacers) setInstances(n int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, pc := range p.by {
+		pc.SetInstances(n)
+	}
+}
+
 // transport is the paced transport for a client of endpoint; nil (docintel's default) when
 // pacing is off.
 func (p *pacers) transport(endpoint string) policy.Transporter {

@@ -22,6 +22,7 @@ type Adaptive struct {
 	now              func() time.Time
 	ceiling, floor   float64
 	mu               sync.Mutex
+	part             float64   // the part of the ceiling this instance may use (SetPart); 1 alone
 	wMax             float64   // the rate when the last 429 came
 	scale            float64   // CUBIC's C for that wMax, in calls per second per s³
 	k                float64   // seconds after lastDrop at which the curve is back at wMax
@@ -56,7 +57,19 @@ func NewAdaptive(ceiling float64, now func() time.Time) *Adaptive {
 	if now == nil {
 		now = time.Now
 	}
-	return &Adaptive{now: now, ceiling: ceiling, floor: ceiling * adaptiveFloorShare}
+	return &Adaptive{now: now, ceiling: ceiling, floor: ceiling * adaptiveFloorShare, part: 1}
+}
+
+// SetPart gives this budget part (0 < part ≤ 1) of its ceiling: with n instances of dimirror
+// alive, each takes 1/n of a resource's management budget rather than all of it, so they do not
+// first have to meet 429s to learn of each other. The rate never exceeds the new ceiling.
+func (a *Adaptive) SetPart(part float64) {
+	if part <= 0 || part > 1 {
+		part = 1
+	}
+	a.mu.Lock()
+	a.part = part
+	a.mu.Unlock()
 }
 
 // Ceiling is the most the budget ever allows.
@@ -70,12 +83,13 @@ func (a *Adaptive) Rate() float64 {
 }
 
 func (a *Adaptive) rateAt(t time.Time) float64 {
+	ceiling, floor := a.ceiling*a.part, a.floor*a.part
 	if a.lastDrop.IsZero() {
-		return a.ceiling
+		return ceiling
 	}
 	dt := t.Sub(a.lastDrop).Seconds() - a.k
 	r := a.scale*dt*dt*dt + a.wMax
-	return math.Min(a.ceiling, math.Max(a.floor, r))
+	return math.Min(ceiling, math.Max(floor, r))
 }
 
 // HoldUntil is when calls may leave again after a Retry-After; a time in the past means now.

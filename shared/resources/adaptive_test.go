@@ -238,3 +238,25 @@ func TestAdaptiveSimulation(t *testing.T) {
 }
 
 func near(a, b float64) bool { return math.Abs(a-b) < 1e-6*math.Max(1, math.Abs(b)) }
+
+func TestAdaptivePartDividesTheCeiling(t *testing.T) {
+	now := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	a := NewAdaptive(4, func() time.Time { return now })
+	a.SetPart(0.25)
+	if r := a.Rate(); r != 1 {
+		t.Errorf("rate %v with a quarter of a ceiling of 4, want 1", r)
+	}
+	a.Throttled(now, 0)
+	now = now.Add(10 * adaptiveRecovery)
+	if r := a.Rate(); r != 1 {
+		t.Errorf("rate %v long after a 429, want back at the part's ceiling 1", r)
+	}
+	a.SetPart(1)
+	if r := a.Rate(); r != 4 {
+		t.Errorf("rate %v alone again, want 4", r)
+	}
+	a.SetPart(0) // not a part: ignored as a whole ceiling
+	if r := a.Rate(); r != 4 {
+		t.Errorf("rate %v after SetPart(0), want 4", r)
+	}
+}

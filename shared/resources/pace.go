@@ -115,6 +115,17 @@ func sleepUntil(ctx context.Context, t time.Time) error {
 	}
 }
 
+// SetInstances tells the pacer how many instances of dimirror share the resource: each takes
+// 1/n of the management budget (the calls every instance makes — authorizations, copyTo —
+// since the queue spreads copies over them). Lists and operation reads keep the whole ceiling:
+// they come mostly from the timers, which run on one instance, and their budgets have room.
+func (p *Pacer) SetInstances(n int) {
+	if p.management == nil || n < 1 {
+		return
+	}
+	p.management.ctl.SetPart(1 / float64(n))
+}
+
 // Stats are the budgets' counters by kind (list, management, operation); a kind not paced is
 // absent.
 func (p *Pacer) Stats() map[string]AdaptiveStats {

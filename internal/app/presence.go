@@ -1,0 +1,78 @@
+package app
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"time"
+)
+
+// Instances of dimirror share each resource's budget. Every instance announces itself in the
+// table (a presence row) and counts the others, and each resource's pacer gives this instance
+// its part of the management budget: with n alive, 1/n. Without it, n instances each start at
+// the whole budget and learn of each other only through 429s — budget taken from the customer's
+// own calls. The adaptive budgets still handle what the count cannot see (a customer's calls, a
+// lower limit, an instance that just started).
+const (
+	presenceEvery = 10 * time.Second // how often an instance announces itself and counts
+	presenceAlive = 30 * time.Second // an instance not seen for this long is gone
+)
+
+// presenceTable is what presence needs of the table.
+type presenceTable interface {
+	Heartbeat(ctx context.Context, id string, now time.Time) error
+	LiveInstances(ctx context.Context, since, now time.Time) (int, error)
+}
+
+// presence announces the instance every presenceEvery until ctx ends and keeps the pacers told
+// how many instances are alive. A failure is logged; the pacers keep the last count (the
+// adaptive budgets cover the gap).
+func (a *App) presence(ctx context.Context, table presenceTable, every time.Duration) {
+	if a.pacers == nil || table == nil {
+		return
+	}
+	id := instanceID()
+	last := 0
+	beat := func() {
+		bctx, cancel := context.WithTimeout(ctx, every)
+		defer cancel()
+		now := time.Now()
+		if err := table.Heartbeat(bctx, id, now); err != nil {
+			if ctx.Err() == nil {
+				a.Log.WarnContext(ctx, "announcing this instance failed; the pacers keep the last count", "err", err.Error())
+			}
+			return
+		}
+		n, err := table.LiveInstances(bctx, now.Add(-presenceAlive), now)
+		if err != nil {
+			if ctx.Err() == nil {
+				a.Log.WarnContext(ctx, "counting the instances failed; the pacers keep the last count", "err", err.Error())
+			}
+			return
+		}
+		n = max(n, 1) // this one, even when its own row was not listed yet
+		if n != last {
+			a.Log.InfoContext(ctx, "instances sharing the resources' budgets", "instances", n, "instance", id)
+			last = n
+		}
+		a.pacers.setInstances(n)
+	}
+	beat()
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			beat()
+		}
+	}
+}
+
+// instanceID names this process among the instances.
+func instanceID() string {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b) // crypto/rand never fails on Linux; a zero id would still be one id
+	return hex.EncodeToString(b)
+}

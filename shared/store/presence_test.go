@@ -1,0 +1,55 @@
+package store
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/dimirror/dimirror/shared/replication"
+)
+
+func TestPresenceCountsLiveInstances(t *testing.T) {
+	tb := openTable(t)
+	ctx := context.Background()
+	now := time.Now().UTC()
+	beats := []struct {
+		id string
+		at time.Time
+	}{
+		{"a", now},
+		{"b", now.Add(-10 * time.Second)},
+		{"c", now.Add(-time.Minute)}, // gone, but recently: not counted, kept
+		{"d", now.Add(-time.Hour)},   // long gone: deleted
+		{"a", now.Add(time.Second)},  // a beats again: still one instance
+	}
+	for _, b := range beats {
+		if err := tb.Heartbeat(ctx, b.id, b.at); err != nil {
+			t.Fatal(err)
+		}
+	}
+	since := now.Add(-30 * time.Second)
+	n, err := tb.LiveInstances(ctx, since, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 2 {
+		t.Errorf("%d live instances, want 2 (a and b)", n)
+	}
+	if _, err := tb.client.GetEntity(ctx, MetaPartition, presencePrefix+"d", nil); statusOf(err) != 404 {
+		t.Errorf("the long-gone instance's row is still there: %v", err)
+	}
+	if _, err := tb.client.GetEntity(ctx, MetaPartition, presencePrefix+"c", nil); err != nil {
+		t.Errorf("a recently gone instance's row was deleted: %v", err)
+	}
+	// Presence rows never show as replicas.
+	page, err := tb.List(ctx, replication.Filter{}, "", 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(page.Replicas) != 0 {
+		t.Errorf("replica listing shows %d rows", len(page.Replicas))
+	}
+	if err := tb.Heartbeat(ctx, "", now); err == nil {
+		t.Error("an empty instance id was accepted")
+	}
+}
