@@ -641,6 +641,9 @@ func copyToHandler(kind Kind) handler {
 		}
 		if a != nil {
 			a.Accepted++
+			if a.State == AuthConsumed {
+				a.AfterConsumed++
+			}
 		}
 		if op.Error == nil {
 			m := c.copiedItem(kind, source, a, op)

@@ -242,6 +242,9 @@ func handleV2Copy(c *call) *response {
 	}
 	if a != nil {
 		a.Accepted++
+		if a.State == AuthConsumed {
+			a.AfterConsumed++
+		}
 	}
 	if op.V2Error == nil {
 		m := source.clone() // createdDateTime stays the source's [rec]

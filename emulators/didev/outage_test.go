@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"testing"
+	"time"
 )
 
 // An outage takes down one resource: its requests fail with 503 while the others serve, and
@@ -43,5 +44,41 @@ func TestOutageIsPerResource(t *testing.T) {
 		if err := s.SetOutage(bad.name, bad.share); err == nil {
 			t.Errorf("SetOutage(%q, %v) accepted", bad.name, bad.share)
 		}
+	}
+}
+
+// A copy that failed leaves its authorization pending (one successful copy per authorization):
+// a copyTo sent again with it is accepted and is no reuse; one sent after a copy consumed it is.
+func TestCopyToAfterConsumedCountsOnlyReuse(t *testing.T) {
+	clock := newFakeClock()
+	o := testOptions(clock)
+	o.Seeds = []Seed{{Resource: "source", Kind: KindModel, ID: "src-model"}}
+	o.Faults = Faults{CopyFail: 1}
+	srv := startServer(t, o)
+	const v = "2024-11-30"
+	auth := authorizeModel(t, srv.Endpoint("target"), v, "copy-1", nil)
+	copyTo := func() map[string]any {
+		a := do(t, "POST", vurl(srv.Endpoint("source"), v, "/documentModels/src-model:copyTo"), auth)
+		mustStatus(t, a, http.StatusAccepted)
+		clock.Advance(5 * time.Second)
+		return do(t, "GET", a.header.Get("Operation-Location"), nil).json(t)
+	}
+	if op := copyTo(); op["status"] != "failed" {
+		t.Fatalf("first copy %v, want failed (copy-fail=1)", op["status"])
+	}
+	if err := srv.SetFaults(Faults{}); err != nil {
+		t.Fatal(err)
+	}
+	if op := copyTo(); op["status"] != "succeeded" {
+		t.Fatalf("copy sent again after the failed one: %v, want succeeded", op["status"])
+	}
+	if a := srv.Stats().Authorizations[0]; a.CopyToAccepted != 2 || a.CopyToAfterConsumed != 0 {
+		t.Errorf("after a retry of a failed copy: accepted %d, after consumed %d; want 2, 0", a.CopyToAccepted, a.CopyToAfterConsumed)
+	}
+	if op := copyTo(); op["status"] != "failed" {
+		t.Fatalf("a third copy with the consumed authorization: %v, want failed", op["status"])
+	}
+	if a := srv.Stats().Authorizations[0]; a.CopyToAfterConsumed != 1 {
+		t.Errorf("after a reuse: after consumed %d, want 1", a.CopyToAfterConsumed)
 	}
 }

@@ -292,7 +292,7 @@ func TestCopyModelPerVersion(t *testing.T) {
 				t.Errorf("reuse: %v", fail)
 			}
 			st := srv.Stats()
-			if len(st.Authorizations) != 1 || st.Authorizations[0].CopyToAccepted != 2 || st.Authorizations[0].State != AuthConsumed {
+			if len(st.Authorizations) != 1 || st.Authorizations[0].CopyToAccepted != 2 || st.Authorizations[0].CopyToAfterConsumed != 1 || st.Authorizations[0].State != AuthConsumed {
 				t.Errorf("authorization stats %+v", st.Authorizations)
 			}
 		})

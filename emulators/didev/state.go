@@ -83,7 +83,12 @@ type auth struct {
 	Expires     time.Time         `json:"expires"`
 	State       string            `json:"state"`
 	Accepted    int               `json:"accepted"` // copyTo requests answered 202 with this authorization
-	CopiedBy    string            `json:"copiedBy,omitempty"`
+	// AfterConsumed counts copyTo requests answered 202 with this authorization after a copy had
+	// consumed it (their operation fails): the one misuse of an authorization. A copyTo sent
+	// again after an earlier copy with it failed is not one — the service allows one successful
+	// copy per authorization, and a failed copy leaves it pending.
+	AfterConsumed int    `json:"afterConsumed,omitempty"`
+	CopiedBy      string `json:"copiedBy,omitempty"`
 }
 
 // Authorization states.

@@ -63,7 +63,11 @@ type AuthorizationStats struct {
 	Expires        time.Time `json:"expires"`
 	State          string    `json:"state"` // pending, consumed, freed
 	CopyToAccepted int       `json:"copyToAccepted"`
-	CopiedBy       string    `json:"copiedBy,omitempty"` // the operation that consumed it
+	// CopyToAfterConsumed counts copyTo requests sent with it after a copy had consumed it:
+	// an authorization spent twice. (CopyToAccepted may exceed 1 legitimately: a copyTo sent
+	// again after the first copy with it failed.)
+	CopyToAfterConsumed int    `json:"copyToAfterConsumed"`
+	CopiedBy            string `json:"copiedBy,omitempty"` // the operation that consumed it
 }
 
 // Stats returns the counters and authorizations of every resource.
@@ -104,7 +108,7 @@ func (s *Server) Stats() Stats {
 		for _, a := range rs.Auths {
 			out.Authorizations = append(out.Authorizations, AuthorizationStats{
 				ID: a.ID, Resource: r.opts.Name, Kind: a.Kind, TargetID: a.TargetID, APIVersion: a.APIVersion,
-				Issued: a.Issued, Expires: a.Expires, State: a.State, CopyToAccepted: a.Accepted, CopiedBy: a.CopiedBy,
+				Issued: a.Issued, Expires: a.Expires, State: a.State, CopyToAccepted: a.Accepted, CopyToAfterConsumed: a.AfterConsumed, CopiedBy: a.CopiedBy,
 			})
 		}
 		out.Resources[r.opts.Name] = st

@@ -5,14 +5,20 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"time"
+
+	"github.com/dimirror/dimirror/shared/store"
 )
 
 // Instances of dimirror share each resource's budget. Every instance announces itself in the
-// table (a presence row) and counts the others, and each resource's pacer gives this instance
-// its part of the management budget: with n alive, 1/n. Without it, n instances each start at
-// the whole budget and learn of each other only through 429s — budget taken from the customer's
-// own calls. The adaptive budgets still handle what the count cannot see (a customer's calls, a
-// lower limit, an instance that just started).
+// table (a presence row) with the resources it made management calls to lately, and counts the
+// others; each resource's pacer then gives this instance 1/n of that resource's management
+// budget, n the instances making such calls to it. Counting only the instances that use a
+// resource matters on Flex Consumption, where the HTTP functions (authorizations, on the targets)
+// and the copy starter (copyTo, on the source) scale on instances of their own: an idle instance
+// takes no part. Without it, n instances each start at the whole budget and learn of each other
+// only through 429s — budget taken from the customer's own calls. The adaptive budgets still
+// handle what the count cannot see (a customer's calls, a lower limit, an instance that just
+// started).
 const (
 	presenceEvery = 10 * time.Second // how often an instance announces itself and counts
 	presenceAlive = 30 * time.Second // an instance not seen for this long is gone
@@ -20,9 +26,11 @@ const (
 
 // presenceTable is what presence needs of the table.
 type presenceTable interface {
-	Heartbeat(ctx context.Context, id string, now time.Time) error
-	LiveInstances(ctx context.Context, since, now time.Time) (int, error)
+	Heartbeat(ctx context.Context, id string, now time.Time, active []string) error
+	LiveInstances(ctx context.Context, since, now time.Time) (store.Instances, error)
 }
+
+var _ presenceTable = (*store.Tables)(nil)
 
 // presence announces the instance every presenceEvery until ctx ends and keeps the pacers told
 // how many instances are alive. A failure is logged; the pacers keep the last count (the
@@ -37,25 +45,25 @@ func (a *App) presence(ctx context.Context, table presenceTable, every time.Dura
 		bctx, cancel := context.WithTimeout(ctx, every)
 		defer cancel()
 		now := time.Now()
-		if err := table.Heartbeat(bctx, id, now); err != nil {
+		active := a.pacers.activeSince(now.Add(-presenceAlive))
+		if err := table.Heartbeat(bctx, id, now, active); err != nil {
 			if ctx.Err() == nil {
 				a.Log.WarnContext(ctx, "announcing this instance failed; the pacers keep the last count", "err", err.Error())
 			}
 			return
 		}
-		n, err := table.LiveInstances(bctx, now.Add(-presenceAlive), now)
+		in, err := table.LiveInstances(bctx, now.Add(-presenceAlive), now)
 		if err != nil {
 			if ctx.Err() == nil {
 				a.Log.WarnContext(ctx, "counting the instances failed; the pacers keep the last count", "err", err.Error())
 			}
 			return
 		}
-		n = max(n, 1) // this one, even when its own row was not listed yet
-		if n != last {
-			a.Log.InfoContext(ctx, "instances sharing the resources' budgets", "instances", n, "instance", id)
+		if n := max(in.Live, 1); n != last {
+			a.Log.InfoContext(ctx, "instances alive", "instances", n, "instance", id)
 			last = n
 		}
-		a.pacers.setInstances(n)
+		a.pacers.share(in.ActiveOn, active)
 	}
 	beat()
 	t := time.NewTicker(every)

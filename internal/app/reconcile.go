@@ -2,8 +2,11 @@ package app
 
 import (
 	"net/url"
+	"slices"
+	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"golang.org/x/time/rate"
@@ -31,12 +34,31 @@ func newPacers(cfg *config.Config) *pacers {
 	}
 }
 
-// setInstances tells every resource's pacer how many instances of dimirror are alive.
-func (p *pacers) setInstances(n int) {
+// activeSince lists the resources (hosts) this instance made management calls to since t.
+func (p *pacers) activeSince(t time.Time) []string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for _, pc := range p.by {
-		pc.SetInstances(n)
+	var out []string
+	for host, pc := range p.by {
+		if pc.ManagementActiveSince(t) {
+			out = append(out, host)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// share gives each resource's pacer its part of the management budget: 1/n, n the instances
+// making management calls to it, counting this one (which is about to, if it is not yet).
+func (p *pacers) share(activeOn map[string]int, self []string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for host, pc := range p.by {
+		n := activeOn[host]
+		if !slices.Contains(self, host) {
+			n++
+		}
+		pc.SetInstances(max(n, 1))
 	}
 }
 

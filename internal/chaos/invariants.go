@@ -116,10 +116,14 @@ func (o *observation) check() []string {
 		}
 	}
 
-	// No copyTo was accepted twice with the same authorization.
+	// No authorization was spent twice: no copyTo with one a copy had already consumed. (A
+	// copyTo sent again with an authorization whose first copy failed is not that: the service
+	// allows one successful copy per authorization, and the copy starter retries so after a lost
+	// answer when the first copy it finds has failed.)
 	for _, a := range o.didev.Authorizations {
-		if a.CopyToAccepted > 1 {
-			add("authorization %s (%s on %s) was accepted by copyTo %d times", a.ID, a.TargetID, a.Resource, a.CopyToAccepted)
+		if a.CopyToAfterConsumed > 0 {
+			add("authorization %s (%s on %s) was sent to copyTo %d times after a copy had consumed it (accepted %d times in all)",
+				a.ID, a.TargetID, a.Resource, a.CopyToAfterConsumed, a.CopyToAccepted)
 		}
 	}
 

@@ -91,7 +91,9 @@ func TestCheckFindsEveryBrokenInvariant(t *testing.T) {
 		{"reservation left", func(o *observation) {
 			o.reserved["westus2"] = []didev.Reservation{{ID: "chaos-0009"}}
 		}, "still reserved"},
-		{"authorization spent twice", func(o *observation) { o.didev.Authorizations[0].CopyToAccepted = 2 }, "accepted by copyTo 2 times"},
+		{"authorization spent twice", func(o *observation) {
+			o.didev.Authorizations[0].CopyToAccepted, o.didev.Authorizations[0].CopyToAfterConsumed = 2, 1
+		}, "sent to copyTo 1 times after a copy had consumed it"},
 		{"message left", func(o *observation) { o.queue.Active = 1 }, "still holds 1 messages"},
 		{"message locked", func(o *observation) { o.queue.Locked = 2 }, "still holds 2 messages"},
 		{"dead letter without reason", func(o *observation) { o.queue.DeadLetterReasons[""] = 1 }, "without a reason"},

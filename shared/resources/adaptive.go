@@ -22,7 +22,7 @@ type Adaptive struct {
 	now              func() time.Time
 	ceiling, floor   float64
 	mu               sync.Mutex
-	part             float64   // the part of the ceiling this instance may use (SetPart); 1 alone
+	part             float64   // the part of the budget this instance takes (SetPart); 1 alone
 	wMax             float64   // the rate when the last 429 came
 	scale            float64   // CUBIC's C for that wMax, in calls per second per s³
 	k                float64   // seconds after lastDrop at which the curve is back at wMax
@@ -60,16 +60,29 @@ func NewAdaptive(ceiling float64, now func() time.Time) *Adaptive {
 	return &Adaptive{now: now, ceiling: ceiling, floor: ceiling * adaptiveFloorShare, part: 1}
 }
 
-// SetPart gives this budget part (0 < part ≤ 1) of its ceiling: with n instances of dimirror
-// alive, each takes 1/n of a resource's management budget rather than all of it, so they do not
-// first have to meet 429s to learn of each other. The rate never exceeds the new ceiling.
+// SetPart tells the budget it shares the resource with others: part (0 < part ≤ 1) is its fair
+// share, e.g. 1/n with n instances of dimirror calling the resource. When the part shrinks, the
+// rate starts again from part × ceiling, as after a 429 that left it there, so n instances do not
+// each begin at the whole budget and meet 429s to learn of each other. The ceiling stays whole:
+// the curve climbs from there as usual, so an instance whose peers are idle (work is seldom
+// spread evenly) takes the budget they leave, and two that climb into each other meet a 429 and
+// back off as before.
 func (a *Adaptive) SetPart(part float64) {
 	if part <= 0 || part > 1 {
 		part = 1
 	}
 	a.mu.Lock()
+	defer a.mu.Unlock()
+	if part < a.part {
+		t := a.now()
+		if start := a.ceiling * part; start < a.rateAt(t) {
+			a.wMax = start / adaptiveBeta // the curve's value right after a drop is β·wMax
+			a.k = adaptiveRecovery.Seconds()
+			a.scale = a.wMax * (1 - adaptiveBeta) / (a.k * a.k * a.k)
+			a.lastDrop = t
+		}
+	}
 	a.part = part
-	a.mu.Unlock()
 }
 
 // Ceiling is the most the budget ever allows.
@@ -83,13 +96,12 @@ func (a *Adaptive) Rate() float64 {
 }
 
 func (a *Adaptive) rateAt(t time.Time) float64 {
-	ceiling, floor := a.ceiling*a.part, a.floor*a.part
 	if a.lastDrop.IsZero() {
-		return ceiling
+		return a.ceiling
 	}
 	dt := t.Sub(a.lastDrop).Seconds() - a.k
 	r := a.scale*dt*dt*dt + a.wMax
-	return math.Min(ceiling, math.Max(floor, r))
+	return math.Min(a.ceiling, math.Max(a.floor, r))
 }
 
 // HoldUntil is when calls may leave again after a Retry-After; a time in the past means now.

@@ -239,23 +239,27 @@ func TestAdaptiveSimulation(t *testing.T) {
 
 func near(a, b float64) bool { return math.Abs(a-b) < 1e-6*math.Max(1, math.Abs(b)) }
 
-func TestAdaptivePartDividesTheCeiling(t *testing.T) {
+func TestAdaptivePartStartsFromAFairShare(t *testing.T) {
 	now := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
 	a := NewAdaptive(4, func() time.Time { return now })
 	a.SetPart(0.25)
-	if r := a.Rate(); r != 1 {
-		t.Errorf("rate %v with a quarter of a ceiling of 4, want 1", r)
+	if r := a.Rate(); math.Abs(r-1) > 1e-9 {
+		t.Errorf("rate %v right after a quarter part of a ceiling of 4, want 1", r)
 	}
-	a.Throttled(now, 0)
+	a.SetPart(0.25) // the same count again: no new start
+	now = now.Add(adaptiveRecovery)
+	if r := a.Rate(); math.Abs(r-1/adaptiveBeta) > 1e-9 {
+		t.Errorf("rate %v after the recovery time, want %v (the curve's plateau)", r, 1/adaptiveBeta)
+	}
 	now = now.Add(10 * adaptiveRecovery)
-	if r := a.Rate(); r != 1 {
-		t.Errorf("rate %v long after a 429, want back at the part's ceiling 1", r)
-	}
-	a.SetPart(1)
 	if r := a.Rate(); r != 4 {
-		t.Errorf("rate %v alone again, want 4", r)
+		t.Errorf("rate %v long after, want the whole ceiling 4 (peers idle: it takes what they leave)", r)
 	}
-	a.SetPart(0) // not a part: ignored as a whole ceiling
+	a.SetPart(1) // alone again: nothing to restart
+	if r := a.Rate(); r != 4 {
+		t.Errorf("rate %v alone, want 4", r)
+	}
+	a.SetPart(0) // not a part: taken as alone
 	if r := a.Rate(); r != 4 {
 		t.Errorf("rate %v after SetPart(0), want 4", r)
 	}

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
@@ -67,6 +68,9 @@ type budget struct {
 	// reservations the limiter has already timed, so a rate lowered by a 429 applies to the very
 	// next call instead of after every call already queued at the old rate.
 	gate chan struct{}
+	// lastUse is when a call last asked for a token (unix nanoseconds), so the instance can tell
+	// the others which budgets it is using.
+	lastUse atomic.Int64
 }
 
 func newBudget(perSecond float64) *budget {
@@ -79,6 +83,7 @@ func newBudget(perSecond float64) *budget {
 // wait takes one token: after any Retry-After hold, at the budget's current rate. It ends with
 // ctx.
 func (b *budget) wait(ctx context.Context) error {
+	b.lastUse.Store(time.Now().UnixNano())
 	select {
 	case b.gate <- struct{}{}:
 	case <-ctx.Done():
@@ -115,10 +120,15 @@ func sleepUntil(ctx context.Context, t time.Time) error {
 	}
 }
 
-// SetInstances tells the pacer how many instances of dimirror share the resource: each takes
-// 1/n of the management budget (the calls every instance makes — authorizations, copyTo —
-// since the queue spreads copies over them). Lists and operation reads keep the whole ceiling:
-// they come mostly from the timers, which run on one instance, and their budgets have room.
+// ManagementActiveSince reports whether a management call asked this pacer for a token since t.
+func (p *Pacer) ManagementActiveSince(t time.Time) bool {
+	return p.management != nil && p.management.lastUse.Load() >= t.UnixNano()
+}
+
+// SetInstances tells the pacer how many instances of dimirror are making management calls to
+// the resource: when that grows, the management budget starts again from 1/n of its ceiling
+// (Adaptive.SetPart) instead of learning of the others through 429s. Lists and operation reads
+// are left alone: they come mostly from the timers, which run on one instance, and have room.
 func (p *Pacer) SetInstances(n int) {
 	if p.management == nil || n < 1 {
 		return

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
@@ -18,14 +19,16 @@ const (
 	presenceEnd    = "instance." // the next key after every instance- key ('.' follows '-')
 )
 
-// Heartbeat records that instance id is alive at now.
-func (t *Tables) Heartbeat(ctx context.Context, id string, now time.Time) error {
+// Heartbeat records that instance id is alive at now, making management calls to the resources
+// named in active (their hosts).
+func (t *Tables) Heartbeat(ctx context.Context, id string, now time.Time, active []string) error {
 	if id == "" {
 		return fmt.Errorf("store: heartbeat: the instance id is empty")
 	}
 	body, err := json.Marshal(map[string]any{
 		"PartitionKey": MetaPartition, "RowKey": presencePrefix + id,
 		"SeenAt": now.UTC().Format(time.RFC3339Nano), "SeenAt@odata.type": timeType,
+		"Active": strings.Join(active, ","),
 	})
 	if err != nil {
 		return err
@@ -38,32 +41,46 @@ func (t *Tables) Heartbeat(ctx context.Context, id string, now time.Time) error 
 	return nil
 }
 
-// LiveInstances counts the instances seen since since, and deletes (best effort) the rows of
-// instances not seen for ten times as long, so the partition does not grow with every restart.
-func (t *Tables) LiveInstances(ctx context.Context, since time.Time, now time.Time) (int, error) {
+// Instances are the live instances and, by resource host, how many of them make management calls
+// to it.
+type Instances struct {
+	Live     int
+	ActiveOn map[string]int
+}
+
+// LiveInstances counts the instances seen since since (and what each is active on), and deletes
+// (best effort) the rows of instances not seen for ten times as long, so the partition does not
+// grow with every restart.
+func (t *Tables) LiveInstances(ctx context.Context, since time.Time, now time.Time) (Instances, error) {
+	out := Instances{ActiveOn: map[string]int{}}
 	filter := fmt.Sprintf("PartitionKey eq '%s' and RowKey ge '%s' and RowKey lt '%s'", MetaPartition, presencePrefix, presenceEnd)
-	sel := "RowKey,SeenAt"
+	sel := "RowKey,SeenAt,Active"
 	ctx, cancel := t.deadline(ctx)
 	defer cancel()
 	pager := t.client.NewListEntitiesPager(&aztables.ListEntitiesOptions{Filter: &filter, Select: &sel})
 	stale := now.Add(-10 * now.Sub(since))
-	live := 0
 	for pager.More() {
 		resp, err := pager.NextPage(ctx)
 		if err != nil {
-			return 0, fmt.Errorf("store: list instances: %w", err)
+			return Instances{}, fmt.Errorf("store: list instances: %w", err)
 		}
 		for _, raw := range resp.Entities {
 			var row struct {
 				RowKey string    `json:"RowKey"`
 				SeenAt time.Time `json:"SeenAt"`
+				Active string    `json:"Active"`
 			}
 			if err := json.Unmarshal(raw, &row); err != nil {
-				return 0, fmt.Errorf("store: decode an instance row: %w", err)
+				return Instances{}, fmt.Errorf("store: decode an instance row: %w", err)
 			}
 			switch {
 			case !row.SeenAt.Before(since):
-				live++
+				out.Live++
+				for _, host := range strings.Split(row.Active, ",") {
+					if host != "" {
+						out.ActiveOn[host]++
+					}
+				}
 			case row.SeenAt.Before(stale):
 				if _, err := t.client.DeleteEntity(ctx, MetaPartition, row.RowKey, nil); err != nil && statusOf(err) != http.StatusNotFound {
 					t.log.WarnContext(ctx, "deleting the row of a long-gone instance failed", "row", row.RowKey, "err", err.Error())
@@ -71,5 +88,5 @@ func (t *Tables) LiveInstances(ctx context.Context, since time.Time, now time.Ti
 			}
 		}
 	}
-	return live, nil
+	return out, nil
 }

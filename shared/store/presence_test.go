@@ -13,27 +13,31 @@ func TestPresenceCountsLiveInstances(t *testing.T) {
 	ctx := context.Background()
 	now := time.Now().UTC()
 	beats := []struct {
-		id string
-		at time.Time
+		id     string
+		at     time.Time
+		active []string
 	}{
-		{"a", now},
-		{"b", now.Add(-10 * time.Second)},
-		{"c", now.Add(-time.Minute)}, // gone, but recently: not counted, kept
-		{"d", now.Add(-time.Hour)},   // long gone: deleted
-		{"a", now.Add(time.Second)},  // a beats again: still one instance
+		{"a", now, []string{"source.example"}},
+		{"b", now.Add(-10 * time.Second), []string{"source.example", "westus2.example"}},
+		{"c", now.Add(-time.Minute), []string{"source.example"}}, // gone, but recently: not counted, kept
+		{"d", now.Add(-time.Hour), nil},                          // long gone: deleted
+		{"a", now.Add(time.Second), []string{"westus2.example"}}, // a beats again: still one instance
 	}
 	for _, b := range beats {
-		if err := tb.Heartbeat(ctx, b.id, b.at); err != nil {
+		if err := tb.Heartbeat(ctx, b.id, b.at, b.active); err != nil {
 			t.Fatal(err)
 		}
 	}
 	since := now.Add(-30 * time.Second)
-	n, err := tb.LiveInstances(ctx, since, now)
+	in, err := tb.LiveInstances(ctx, since, now)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n != 2 {
-		t.Errorf("%d live instances, want 2 (a and b)", n)
+	if in.Live != 2 {
+		t.Errorf("%d live instances, want 2 (a and b)", in.Live)
+	}
+	if in.ActiveOn["source.example"] != 1 || in.ActiveOn["westus2.example"] != 2 {
+		t.Errorf("active on %v, want source 1 (b), westus2 2 (a and b)", in.ActiveOn)
 	}
 	if _, err := tb.client.GetEntity(ctx, MetaPartition, presencePrefix+"d", nil); statusOf(err) != 404 {
 		t.Errorf("the long-gone instance's row is still there: %v", err)
@@ -49,7 +53,7 @@ func TestPresenceCountsLiveInstances(t *testing.T) {
 	if len(page.Replicas) != 0 {
 		t.Errorf("replica listing shows %d rows", len(page.Replicas))
 	}
-	if err := tb.Heartbeat(ctx, "", now); err == nil {
+	if err := tb.Heartbeat(ctx, "", now, nil); err == nil {
 		t.Error("an empty instance id was accepted")
 	}
 }
