@@ -100,8 +100,8 @@ func (r *Report) WriteMarkdown(w io.Writer) {
 		"`dimirror run` instances while didev injects 429s, 500s, connection resets, failed copies and expired\n"+
 		"authorizations, devbus expires locks, drops connections and detaches receivers, and the instances are killed\n"+
 		"with SIGKILL and restarted at random points; then most calls to the source fail for 30 s (a partial outage).\n"+
-		"It checks that every replica succeeded (or failed with the conflict injected on purpose) within 2 minutes of\n"+
-		"the last fault, every target model is there exactly once, no authorization was spent twice, the\n"+
+		"It checks that every replica succeeded (or failed with the conflict injected on purpose) within 4 minutes of\n"+
+		"the last fault (a copy message a kill took away waits for its authorization's expiry, 3 minutes there), every target model is there exactly once, no authorization was spent twice, the\n"+
 		"queue is empty with no dead letter lacking a reason, and no secret is in any log line, then prints one line\n"+
 		"(with how long after the last fault the last replica settled); %s\n\n```\n%s\n```\n\n"+
 		"`go test ./internal/chaos` (part of `make test`) runs the same code on about 50 replications with one kill and\n"+

@@ -64,7 +64,11 @@ type Config struct {
 	// Outage is the partial-outage phase: from OutageAt, for Outage, OutageShare of the calls to
 	// OutageResource fail with 503 (didev's SetOutage). Recovery is the invariant's bound: every
 	// replica must have succeeded (or failed on purpose) within it after the last fault of any
-	// kind (the outage's end, a kill, a bus fault).
+	// kind (the outage's end, a kill, a bus fault). Transient failures are retried within seconds
+	// of an outage's end (the copy starter reschedules its message with a back-off of at most
+	// 30 s), but a copy message a kill or a lost lock took away waits, by design, for its
+	// authorization's expiry (authTTL here), when the poller renews it: the bound is that plus a
+	// minute, and the report gives the time measured.
 	Outage, OutageAt, Recovery time.Duration
 	OutageResource             string
 	OutageShare                float64
@@ -90,7 +94,7 @@ func Short(seed uint64) Config {
 		Seed: seed, Models: 24, Conflicts: 2, Instances: 2, Kills: 1, BusFaults: 3,
 		RequestWindow: 6 * time.Second, KillFrom: 7 * time.Second, KillUntil: 16 * time.Second,
 		Faults: DefaultFaults, MaxAttempts: 8, Settle: 4 * time.Minute,
-		Outage: 12 * time.Second, OutageAt: 7 * time.Second, OutageResource: "source", OutageShare: 0.9, Recovery: 90 * time.Second,
+		Outage: 12 * time.Second, OutageAt: 7 * time.Second, OutageResource: "source", OutageShare: 0.9, Recovery: authTTL + time.Minute,
 	}
 }
 
@@ -102,7 +106,7 @@ func Full(seed uint64) Config {
 		RequestWindow: 60 * time.Second, KillFrom: 0, KillUntil: 100 * time.Second,
 		Faults: DefaultFaults, RateLimits: true, MaxAttempts: 8, Settle: 12 * time.Minute,
 		// After the requests are in (a webhook needs the source), among copies and polls.
-		Outage: 30 * time.Second, OutageAt: 62 * time.Second, OutageResource: "source", OutageShare: 0.9, Recovery: 2 * time.Minute,
+		Outage: 30 * time.Second, OutageAt: 62 * time.Second, OutageResource: "source", OutageShare: 0.9, Recovery: authTTL + time.Minute,
 	}
 }
 
