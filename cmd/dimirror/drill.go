@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/dimirror/dimirror/internal/app"
+	"github.com/dimirror/dimirror/shared/config"
 	"github.com/dimirror/dimirror/shared/drill"
 )
 
@@ -85,12 +86,6 @@ func runDrill(ctx context.Context, args []string, stdout, stderr io.Writer, env 
 		fmt.Fprintf(stderr, "dimirror drill: %v\n", err)
 		return exitSettings
 	}
-	if !cfg.Legacy {
-		// The drill judges every target against one source; with several sources a target would
-		// be judged against the wrong one, so it refuses rather than answer wrongly.
-		fmt.Fprintln(stderr, "dimirror drill: the drill judges targets against DIMIRROR_SOURCE_ENDPOINT, and these settings use DIMIRROR_RESOURCES and DIMIRROR_RULES; run `dimirror reconcile --dry-run` for the rules form (every rule's target against its source)")
-		return exitUsage
-	}
 	ctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
 	// The clients log warnings and errors to stderr; the report goes to stdout. The drill needs
@@ -101,11 +96,7 @@ func runDrill(ctx context.Context, args []string, stdout, stderr io.Writer, env 
 		fmt.Fprintf(stderr, "dimirror drill: %v\n", err)
 		return exitFailure
 	}
-	d := app.NewDrill(cfg, clients.Source, clients.Targets)
-	if env.now != nil {
-		d.Now = env.now
-	}
-	rep, err := d.Run(ctx)
+	rep, err := runDrills(ctx, cfg, clients, env)
 	if err != nil {
 		fmt.Fprintf(stderr, "dimirror drill: %v\n", err)
 		return exitFailure
@@ -121,6 +112,24 @@ func runDrill(ctx context.Context, args []string, stdout, stderr io.Writer, env 
 		return exitDrift
 	}
 	return exitOK
+}
+
+// runDrills runs the drill of the settings' form: the source's targets, or every rule.
+func runDrills(ctx context.Context, cfg *config.Config, clients *app.Clients, env cliEnv) (*drill.Report, error) {
+	if cfg.Legacy {
+		d := app.NewDrill(cfg, clients.Source, clients.Targets)
+		if env.now != nil {
+			d.Now = env.now
+		}
+		return d.Run(ctx)
+	}
+	m := app.NewMeshDrill(cfg, clients.Resources)
+	for _, r := range m.Rules {
+		if env.now != nil {
+			r.Drill.Now = env.now
+		}
+	}
+	return m.Run(ctx)
 }
 
 // printDrill writes the report as JSON, or per target a verdict line and its reasons.
@@ -143,19 +152,19 @@ func printDrill(w io.Writer, r *drill.Report, asJSON bool) error {
 		case !t.Ready:
 			verdict = "NOT READY"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\n", t.Target, t.APIVersion, verdict, t.Checked, len(t.Reasons))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\n", drillTarget(t), t.APIVersion, verdict, t.Checked, len(t.Reasons))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
 	for _, t := range r.Targets {
 		if t.Error != "" {
-			fmt.Fprintf(w, "\n%s: could not be read: %s\n", t.Target, oneLine(t.Error))
+			fmt.Fprintf(w, "\n%s: could not be read: %s\n", drillTarget(t), oneLine(t.Error))
 		}
 		if len(t.Reasons) == 0 {
 			continue
 		}
-		fmt.Fprintf(w, "\n%s:\n", t.Target)
+		fmt.Fprintf(w, "\n%s:\n", drillTarget(t))
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 		for _, rs := range t.Reasons {
 			item := "-"
@@ -183,4 +192,12 @@ func printDrill(w io.Writer, r *drill.Report, asJSON bool) error {
 	}
 	_, err := fmt.Fprintf(w, "\n%s\n", verdict)
 	return err
+}
+
+// drillTarget names a report entry: the target, or in the rules form its rule.
+func drillTarget(t drill.TargetReport) string {
+	if t.From != "" {
+		return t.From + ">" + t.Target
+	}
+	return t.Target
 }

@@ -92,13 +92,34 @@ func TestDrillUsage(t *testing.T) {
 	}
 }
 
-// In the rules form the drill refuses, naming the settings and what to run instead, rather than
-// judge every target against one of several sources.
-func TestDrillRefusesTheRulesForm(t *testing.T) {
+// In the rules form every rule's target is judged against that rule's source, against didev:
+// source>westus2 and westus2>source, both copied, are ready; a model deleted from westus2 fails
+// the drill for the rule source>westus2, named as such.
+func TestDrillJudgesEveryRule(t *testing.T) {
 	f := startCopyFixture(t)
+	for _, args := range [][]string{{"--id", "invoice-v1"}, {"--kind", "classifier", "--id", "router-v1"}} {
+		if code, out, stderr := f.copy(t, context.Background(), testEnv(f.clock, nil), false, append(args, "--to", "westus2")...); code != exitOK {
+			t.Fatalf("copy %v: %d\n%s\n%s", args, code, out, stderr)
+		}
+	}
 	f.settings = f.rulesSettings(t, "source>westus2,westus2>source")
-	code, out, stderr := f.drill(t)
-	if code != exitUsage || out != "" || !strings.Contains(stderr, "DIMIRROR_RULES") || !strings.Contains(stderr, "dimirror reconcile --dry-run") {
-		t.Errorf("exit %d, stdout %q, stderr %q", code, out, stderr)
+	code, out, stderr := f.drill(t, "--json")
+	if code != exitOK {
+		t.Fatalf("both rules served: exit %d\n%s\n%s", code, out, stderr)
+	}
+	var rep drill.Report
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Targets) != 2 || rep.Targets[0].From != "source" || rep.Targets[0].Target != "westus2" ||
+		rep.Targets[1].From != "westus2" || rep.Targets[1].Target != "source" || !rep.Ready {
+		t.Fatalf("entries %+v, want one per rule, both ready", rep.Targets)
+	}
+	if err := f.srv.Resource("westus2").Delete(didev.KindModel, "invoice-v1"); err != nil {
+		t.Fatal(err)
+	}
+	code, out, stderr = f.drill(t)
+	if code != exitDrift || !strings.Contains(out, "source>westus2:") || !strings.Contains(out, "missing") || !strings.Contains(out, "invoice-v1") {
+		t.Errorf("after deleting invoice-v1 from westus2: exit %d\n%s\n%s", code, out, stderr)
 	}
 }

@@ -190,9 +190,10 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, o Options) (
 	a.Handlers = &handlers.Functions{Replicas: a.Engine, Requests: a.Engine, Copies: a.Engine, Poller: a.Engine,
 		Reconciler: rec, Log: log}
 	if a.Source != nil {
-		// The drill judges targets against one source; in the rules form it is not wired (the
-		// drill answers 501) rather than judging a mesh by one resource.
 		a.Handlers.Driller = NewDrill(cfg, a.Source, a.Targets)
+	} else {
+		// The rules form: every rule's target judged against that rule's source.
+		a.Handlers.Driller = NewMeshDrill(cfg, a.Resources)
 	}
 	return a, nil
 }

@@ -70,6 +70,8 @@ type Drill struct {
 	Targets map[string]Resource
 	// Filter selects the source items, as reconciliation does (DIMIRROR_INCLUDE/EXCLUDE).
 	Filter reconcile.Filter
+	// Select, when set, selects further (a rule's own kinds and globs in the rules form).
+	Select func(kind replication.Kind, id string) bool
 	// ExpiryWarning: a copy expiring sooner fails; default DefaultExpiryWarning.
 	ExpiryWarning time.Duration
 	// Workers bounds the details read at once from each resource (each resource's client paces
@@ -91,7 +93,9 @@ type Report struct {
 
 // TargetReport is one target's verdict.
 type TargetReport struct {
-	Target     string `json:"target"`
+	Target string `json:"target"`
+	// From names the source the target was judged against (the rules form: one entry per rule).
+	From       string `json:"from,omitempty"`
 	APIVersion string `json:"apiVersion"`
 	// Ready: no reason and no error.
 	Ready bool `json:"ready"`
@@ -197,7 +201,10 @@ func (d *Drill) Run(ctx context.Context) (*Report, error) {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		var err error
-		if src, err = list(gctx, d.Source, func(it reconcile.Item) bool { return d.Filter.Match(it.ID) }); err != nil {
+		keep := func(it reconcile.Item) bool {
+			return d.Filter.Match(it.ID) && (d.Select == nil || d.Select(it.Kind, it.ID))
+		}
+		if src, err = list(gctx, d.Source, keep); err != nil {
 			return fmt.Errorf("drill: source: %w", err)
 		}
 		return nil
