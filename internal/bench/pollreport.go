@@ -17,33 +17,13 @@ type pollListing struct {
 // parsePollListing reads the BenchmarkPollListing lines of `go test -bench` output, in order.
 func parsePollListing(gobench string) []pollListing {
 	var out []pollListing
-	for _, line := range strings.Split(gobench, "\n") {
-		f := strings.Fields(line)
-		if len(f) < 3 || !strings.HasPrefix(f[0], "BenchmarkPollListing/rows=") {
-			continue
-		}
-		rows, err := strconv.Atoi(strings.SplitN(strings.TrimPrefix(f[0], "BenchmarkPollListing/rows="), "/", 2)[0])
+	for _, b := range benchLines(gobench, "BenchmarkPollListing/rows=") {
+		rows, err := strconv.Atoi(strings.SplitN(strings.TrimPrefix(b.name, "BenchmarkPollListing/rows="), "/", 2)[0])
 		if err != nil {
 			continue
 		}
-		p := pollListing{rows: rows}
-		for i := 2; i+1 < len(f); i += 2 {
-			v, err := strconv.ParseFloat(f[i], 64)
-			if err != nil {
-				continue
-			}
-			switch f[i+1] {
-			case "ns/op":
-				p.nsPerOp = v
-			case "requests/op":
-				p.requests = v
-			case "scan-requests/op":
-				p.scanRequests = v
-			case "scan-ms/op":
-				p.scanMillis = v
-			}
-		}
-		out = append(out, p)
+		out = append(out, pollListing{rows: rows, nsPerOp: b.metrics["ns/op"], requests: b.metrics["requests/op"],
+			scanRequests: b.metrics["scan-requests/op"], scanMillis: b.metrics["scan-ms/op"]})
 	}
 	return out
 }

@@ -3,8 +3,6 @@ package bench
 import (
 	"fmt"
 	"io"
-	"strconv"
-	"strings"
 )
 
 // sweepTwoWay is the BenchmarkSweepTwoWay3x1000 line of the Go benchmarks' output.
@@ -17,34 +15,13 @@ const sweepTwoWayPrefix = "BenchmarkSweepTwoWay3x1000"
 
 // parseSweepTwoWay reads the last BenchmarkSweepTwoWay3x1000 line of `go test -bench` output.
 func parseSweepTwoWay(gobench string) (sweepTwoWay, bool) {
-	var s sweepTwoWay
-	found := false
-	for _, line := range strings.Split(gobench, "\n") {
-		f := strings.Fields(line)
-		if len(f) < 3 || !strings.HasPrefix(f[0], sweepTwoWayPrefix) {
-			continue
-		}
-		s, found = sweepTwoWay{}, true
-		for i := 2; i+1 < len(f); i += 2 {
-			v, err := strconv.ParseFloat(f[i], 64)
-			if err != nil {
-				continue
-			}
-			switch f[i+1] {
-			case "ns/op":
-				s.nsPerOp = v
-			case "list-calls/sweep":
-				s.lists = v
-			case "429s/sweep":
-				s.throttled = v
-			case "bound-parallel-s":
-				s.boundParallel = v
-			case "bound-paced-s":
-				s.boundPaced = v
-			}
-		}
+	ls := benchLines(gobench, sweepTwoWayPrefix)
+	if len(ls) == 0 {
+		return sweepTwoWay{}, false
 	}
-	return s, found
+	m := ls[len(ls)-1].metrics
+	return sweepTwoWay{nsPerOp: m["ns/op"], lists: m["list-calls/sweep"], throttled: m["429s/sweep"],
+		boundParallel: m["bound-parallel-s"], boundPaced: m["bound-paced-s"]}, true
 }
 
 // sweepTwoWaySection renders the two-way sweep's figures (nothing when the benchmark did not run).
