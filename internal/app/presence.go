@@ -20,14 +20,15 @@ import (
 // handle what the count cannot see (a customer's calls, a lower limit, an instance that just
 // started).
 const (
-	presenceEvery = 10 * time.Second // how often an instance announces itself and counts
-	presenceAlive = 30 * time.Second // an instance not seen for this long is gone
+	presenceEvery = 5 * time.Second  // how often an instance announces itself and counts
+	presenceAlive = 15 * time.Second // an instance not seen for this long is gone (three beats missed)
 )
 
 // presenceTable is what presence needs of the table.
 type presenceTable interface {
 	Heartbeat(ctx context.Context, id string, now time.Time, active []string) error
 	LiveInstances(ctx context.Context, since, now time.Time) (store.Instances, error)
+	Leave(ctx context.Context, id string) error
 }
 
 var _ presenceTable = (*store.Tables)(nil)
@@ -71,6 +72,12 @@ func (a *App) presence(ctx context.Context, table presenceTable, every time.Dura
 	for {
 		select {
 		case <-ctx.Done():
+			// A stop: the others stop counting this instance at once.
+			lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), every)
+			if err := table.Leave(lctx, id); err != nil {
+				a.Log.WarnContext(lctx, "removing this instance's presence failed; it ages out", "err", err.Error())
+			}
+			cancel()
 			return
 		case <-t.C:
 			beat()

@@ -21,6 +21,7 @@ type fakePresence struct {
 	reported []string       // what this instance reported last
 	beats    atomic.Int32
 	fail     atomic.Bool
+	left     atomic.Bool
 }
 
 func (f *fakePresence) Heartbeat(_ context.Context, _ string, _ time.Time, active []string) error {
@@ -45,6 +46,11 @@ func (f *fakePresence) LiveInstances(context.Context, time.Time, time.Time) (sto
 		on[h]++
 	}
 	return store.Instances{Live: 4, ActiveOn: on}, nil
+}
+
+func (f *fakePresence) Leave(context.Context, string) error {
+	f.left.Store(true)
+	return nil
 }
 
 func (f *fakePresence) set(activeOn map[string]int) {
@@ -107,6 +113,9 @@ func TestPresenceSharesTheManagementBudget(t *testing.T) {
 	case <-done:
 	case <-time.After(5 * time.Second):
 		t.Fatal("presence did not stop with its context")
+	}
+	if !f.left.Load() {
+		t.Error("a stopped instance did not remove its presence")
 	}
 }
 

@@ -61,28 +61,36 @@ func NewAdaptive(ceiling float64, now func() time.Time) *Adaptive {
 }
 
 // SetPart tells the budget it shares the resource with others: part (0 < part ≤ 1) is its fair
-// share, e.g. 1/n with n instances of dimirror calling the resource. When the part shrinks, the
-// rate starts again from part × ceiling, as after a 429 that left it there, so n instances do not
-// each begin at the whole budget and meet 429s to learn of each other. The ceiling stays whole:
-// the curve climbs from there as usual, so an instance whose peers are idle (work is seldom
-// spread evenly) takes the budget they leave, and two that climb into each other meet a 429 and
-// back off as before.
+// share, e.g. 1/n with n instances of dimirror calling the resource. When the part changes and
+// the rate is on the wrong side of part × ceiling — above it when more instances came, below it
+// when some left — the curve starts again from there, as after a 429 that left it there: n
+// instances do not each begin at the whole budget and meet 429s to learn of each other, and a
+// budget cut while an instance that died still counted gets its fair share back as soon as the
+// count drops. The ceiling stays whole: the curve climbs from there as usual, so an instance whose
+// peers are idle (work is seldom spread evenly) takes the budget they leave, and two that climb
+// into each other meet a 429 and back off as before.
 func (a *Adaptive) SetPart(part float64) {
 	if part <= 0 || part > 1 {
 		part = 1
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if part < a.part {
+	if part != a.part {
 		t := a.now()
-		if start := a.ceiling * part; start < a.rateAt(t) {
-			a.wMax = start / adaptiveBeta // the curve's value right after a drop is β·wMax
-			a.k = adaptiveRecovery.Seconds()
-			a.scale = a.wMax * (1 - adaptiveBeta) / (a.k * a.k * a.k)
-			a.lastDrop = t
+		fair, rate := a.ceiling*part, a.rateAt(t)
+		if (part < a.part && fair < rate) || (part > a.part && fair > rate) {
+			a.restartAt(t, fair)
 		}
 	}
 	a.part = part
+}
+
+// restartAt starts the recovery curve from rate at t, as a 429 at rate/β would have.
+func (a *Adaptive) restartAt(t time.Time, rate float64) {
+	a.wMax = rate / adaptiveBeta // the curve's value right after a drop is β·wMax
+	a.k = adaptiveRecovery.Seconds()
+	a.scale = a.wMax * (1 - adaptiveBeta) / (a.k * a.k * a.k)
+	a.lastDrop = t
 }
 
 // Ceiling is the most the budget ever allows.

@@ -255,9 +255,17 @@ func TestAdaptivePartStartsFromAFairShare(t *testing.T) {
 	if r := a.Rate(); r != 4 {
 		t.Errorf("rate %v long after, want the whole ceiling 4 (peers idle: it takes what they leave)", r)
 	}
-	a.SetPart(1) // alone again: nothing to restart
+	a.SetPart(1) // alone again, already at the ceiling: nothing to restart
 	if r := a.Rate(); r != 4 {
 		t.Errorf("rate %v alone, want 4", r)
+	}
+	a.SetPart(0.125) // eight count, some of them dead instances not yet expired
+	if r := a.Rate(); math.Abs(r-0.5) > 1e-9 {
+		t.Errorf("rate %v with an eighth, want 0.5", r)
+	}
+	a.SetPart(0.5) // the dead ones expired: back to the fair share at once, not after a climb
+	if r := a.Rate(); math.Abs(r-2) > 1e-9 {
+		t.Errorf("rate %v when the count fell to two, want the fair share 2", r)
 	}
 	a.SetPart(0) // not a part: taken as alone
 	if r := a.Rate(); r != 4 {

@@ -41,6 +41,17 @@ func (t *Tables) Heartbeat(ctx context.Context, id string, now time.Time, active
 	return nil
 }
 
+// Leave deletes instance id's presence row, so the others stop counting it at once (a stop, a
+// scale-in); an instance that dies without it is forgotten when its row ages out.
+func (t *Tables) Leave(ctx context.Context, id string) error {
+	ctx, cancel := t.deadline(ctx)
+	defer cancel()
+	if _, err := t.client.DeleteEntity(ctx, MetaPartition, presencePrefix+id, nil); err != nil && statusOf(err) != http.StatusNotFound {
+		return fmt.Errorf("store: leave: %w", err)
+	}
+	return nil
+}
+
 // Instances are the live instances and, by resource host, how many of them make management calls
 // to it.
 type Instances struct {

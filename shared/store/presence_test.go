@@ -53,6 +53,15 @@ func TestPresenceCountsLiveInstances(t *testing.T) {
 	if len(page.Replicas) != 0 {
 		t.Errorf("replica listing shows %d rows", len(page.Replicas))
 	}
+	if err := tb.Leave(ctx, "b"); err != nil {
+		t.Fatal(err)
+	}
+	if in, err := tb.LiveInstances(ctx, since, now); err != nil || in.Live != 1 {
+		t.Errorf("after b left: %d live (%v), want 1", in.Live, err)
+	}
+	if err := tb.Leave(ctx, "b"); err != nil {
+		t.Errorf("leaving twice: %v", err)
+	}
 	if err := tb.Heartbeat(ctx, "", now, nil); err == nil {
 		t.Error("an empty instance id was accepted")
 	}
