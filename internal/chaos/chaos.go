@@ -255,6 +255,13 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	go func() { defer wg.Done(); r.busFaults(ctx) }()
 	go func() { defer wg.Done(); r.outage(ctx) }()
 	wg.Wait()
+	// A replica requested after the last fault owes nothing to it: the recovery clock starts at
+	// whichever came last, the last fault or the last webhook answered.
+	r.mu.Lock()
+	if now := time.Now(); now.After(r.lastFault) {
+		r.lastFault = now
+	}
+	r.mu.Unlock()
 	if len(r.errs) > 0 {
 		return rep, fmt.Errorf("chaos: %v", r.errs[0])
 	}
