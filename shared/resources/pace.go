@@ -35,7 +35,7 @@ import (
 // the bucket starts at a known ceiling (the service publishes its limits) instead of unlimited
 // until the first 429, and never exceeds it; Retry-After holds the bucket; CUBIC's constant is
 // relative to the rate (Adaptive's notes say why); a 429 to a call sent before the last drop
-// does not drop again; the floor is a fiftieth of the ceiling rather than 0.5 per second; and
+// does not drop again; the floor is a tenth of the fair share rather than 0.5 per second; and
 // the rate at a 429 is the fill rate, not a measured send rate (dimirror's callers queue on the
 // budget when it matters, so the two agree).
 type Pacer struct {
