@@ -239,10 +239,12 @@ func Start(ctx context.Context, opts Options) (*Broker, error) {
 		return nil, fmt.Errorf("devbus: listen on %s: %w", addr, err)
 	}
 	b.ln = ln
+	// Counted before the loops start: a connection may create a queue at once (under b.mu).
+	queues := len(b.queues)
 	b.wg.Add(2)
 	go b.acceptLoop()
 	go b.sweeper()
-	b.log.Info("devbus: listening", "addr", b.Addr(), "queues", len(b.queues))
+	b.log.Info("devbus: listening", "addr", b.Addr(), "queues", queues)
 	return b, nil
 }
 
