@@ -21,7 +21,6 @@ import (
 	"github.com/dimirror/dimirror/shared/config"
 	"github.com/dimirror/dimirror/shared/docintel"
 	"github.com/dimirror/dimirror/shared/queue"
-	"github.com/dimirror/dimirror/shared/reconcile"
 	"github.com/dimirror/dimirror/shared/replication"
 	"github.com/dimirror/dimirror/shared/resources"
 	"github.com/dimirror/dimirror/shared/store"
@@ -120,31 +119,16 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, o Options) (
 		log = slog.New(slog.DiscardHandler)
 	}
 	creds := NewCredentials(o.Credential)
-	a := &App{Config: cfg, Log: log, Targets: map[string]*docintel.Client{}, onListen: o.OnListen}
+	a := &App{Config: cfg, Log: log, onListen: o.OnListen}
 	// One pacer per resource, shared by its clients; the presence loop tells them how many
 	// instances share each budget.
-	pace := newPacers(cfg)
-	a.pacers = pace
-
-	client := func(endpoint, key string, v docintel.APIVersion, extra docintel.Options) (*docintel.Client, error) {
-		opts := extra
-		opts.APIVersion, opts.CallTimeout, opts.Logger = v, cfg.CallTimeout, log
-		opts.Transport = pace.transport(endpoint)
-		return creds.DocIntel(endpoint, key, opts)
-	}
-	var err error
-	var rcs map[string]replication.ResourceConfig
-	if a.Resources, rcs, err = resourceClients(cfg, client); err != nil {
+	clients, err := NewClients(cfg, creds, log)
+	if err != nil {
 		return nil, err
 	}
-	var rules []replication.Rule
-	for _, r := range cfg.Rules {
-		rules = append(rules, replication.Rule{From: r.From, To: r.To})
-		a.Targets[r.To] = a.Resources[r.To]
-	}
-	if cfg.Legacy {
-		a.Source = a.Resources[config.LegacySourceName]
-	}
+	// One pacer per resource, shared by its clients; the presence loop tells them how many
+	// instances share each budget.
+	a.Source, a.Targets, a.Resources, a.pacers = clients.Source, clients.Targets, clients.Resources, clients.pacers
 
 	if a.Table, err = creds.OpenTable(ctx, cfg, log); err != nil {
 		return nil, err
@@ -167,19 +151,9 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, o Options) (
 		q = a.sender
 	}
 
-	if a.Engine, err = replication.NewEngine(replication.Config{
-		Resources: rcs,
-		Rules:     rules,
-		// Rows written before rules name no source: they are the legacy source's, which the rules
-		// form keeps when it names that resource "source" (else the first rule's source).
-		DefaultSource: defaultSource(cfg),
-		// A verified copy requests its onward copies at once, through the rules that select it.
-		Selects: reconcile.Selects(selection(cfg)),
-		Store:   a.Table,
-		Queue:   q,
-		Policy:  EnginePolicy(cfg),
-		Log:     log,
-	}); err != nil {
+	ecfg := clients.Engine
+	ecfg.Store, ecfg.Queue, ecfg.Policy, ecfg.Log = a.Table, q, EnginePolicy(cfg), log
+	if a.Engine, err = replication.NewEngine(ecfg); err != nil {
 		return nil, err
 	}
 	rec, err := a.newReconciler()
