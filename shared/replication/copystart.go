@@ -175,10 +175,6 @@ func (e *Engine) release(ctx context.Context, r *Replica, prev time.Time, what s
 }
 
 func (e *Engine) startCopy(ctx context.Context, r *Replica, msg *CopyMessage, deliveryCount int, prev time.Time) error {
-	now := e.clock()
-	if !msg.ExpiresAt.IsZero() && now.After(msg.ExpiresAt.Add(-e.policy.AuthMargin)) {
-		return e.renew(ctx, r, CodeAuthorizationExpired, "the copy authorization expired before the copy started; authorizing again")
-	}
 	target := e.targets[r.Target]
 	if target == nil {
 		return e.fail(ctx, r, CodeUnknownTarget, fmt.Sprintf("target %q is no longer configured", r.Target))
@@ -189,8 +185,8 @@ func (e *Engine) startCopy(ctx context.Context, r *Replica, msg *CopyMessage, de
 	}
 	if deliveryCount > 1 || msg.Retry > 0 {
 		// A redelivery may follow a crash or a lost answer after copyTo was accepted: find that
-		// copy again rather than spend the authorization twice.
-		op, ok, err := source.FindCopyOperation(ctx, r.Kind, target.Location(r.Kind, r.TargetID))
+		// copy again rather than spend the authorization twice (or, expired, renew it in vain).
+		op, ok, err := e.findCopy(ctx, r, copySince(r))
 		if err != nil {
 			return e.release(ctx, r, prev, "the source (operation list)", err)
 		}
@@ -201,6 +197,10 @@ func (e *Engine) startCopy(ctx context.Context, r *Replica, msg *CopyMessage, de
 			return e.saveAndFollow(ctx, r)
 		}
 	}
+	if !msg.ExpiresAt.IsZero() && e.clock().After(msg.ExpiresAt.Add(-e.policy.AuthMargin)) {
+		// No copy used it: a first delivery is the first to hold it, and a redelivery looked.
+		return e.renew(ctx, r, CodeAuthorizationExpired, "the copy authorization expired before the copy started; authorizing again", true)
+	}
 	opURL, err := e.copySource(r).CopyTo(ctx, r.Kind, r.SourceID, msg.Authorization)
 	if err != nil {
 		switch classOf(err) {
@@ -208,7 +208,7 @@ func (e *Engine) startCopy(ctx context.Context, r *Replica, msg *CopyMessage, de
 			return e.release(ctx, r, prev, "the source (copyTo)", err)
 		case ClassAuthorization:
 			code, m := codeAndMessage(err)
-			return e.renew(ctx, r, code, m)
+			return e.renew(ctx, r, code, m, false) // spent by a copy, perhaps: resolveExisting looks
 		case ClassNotReady, ClassNotFound:
 			if gone, gerr := e.sourceGone(ctx, r); gerr == nil && gone {
 				return e.abandonReservation(ctx, r, target)
@@ -313,13 +313,14 @@ func (e *Engine) scheduleCheck(ctx context.Context, r *Replica, n int) {
 }
 
 // renew starts a new attempt at once with a fresh authorization (no backoff: nothing failed on
-// the service's side), or fails the replica when its attempts are used up.
-func (e *Engine) renew(ctx context.Context, r *Replica, code, msg string) error {
+// the service's side), or fails the replica when its attempts are used up. ownUnused: the old
+// authorization is known to have started no copy (authorize).
+func (e *Engine) renew(ctx context.Context, r *Replica, code, msg string, ownUnused bool) error {
 	if err := e.retryOrFail(ctx, r, code, msg, false); err != nil {
 		return err
 	}
 	if r.Status != StatusPending {
 		return e.save(ctx, r)
 	}
-	return e.authorize(ctx, r)
+	return e.authorize(ctx, r, ownUnused)
 }

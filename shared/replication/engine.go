@@ -509,15 +509,18 @@ func (e *Engine) requestOne(ctx context.Context, k Key, targetID string, src Mod
 	}
 	ctx, cancel := e.withinClaim(ctx, r)
 	defer cancel()
-	if err := e.authorize(ctx, r); err != nil {
+	if err := e.authorize(ctx, r, false); err != nil {
 		return nil, err
 	}
 	return r, nil
 }
 
 // authorize asks the target for a copy authorization and queues the copy. Service failures are
-// recorded on the row; only a store failure is returned.
-func (e *Engine) authorize(ctx context.Context, r *Replica) error {
+// recorded on the row; only a store failure is returned. ownUnused says the caller knows that a
+// reservation of r's target id is the row's own last authorization, which started no copy (the
+// poll pass looked for one after it expired): a 409 then frees the id without looking through
+// the source's operations again.
+func (e *Engine) authorize(ctx context.Context, r *Replica, ownUnused bool) error {
 	target, ok := e.targets[r.Target]
 	if !ok {
 		return e.fail(ctx, r, CodeUnknownTarget, fmt.Sprintf("target %q is no longer configured", r.Target))
@@ -540,7 +543,7 @@ func (e *Engine) authorize(ctx context.Context, r *Replica) error {
 			return e.retryOrFailSave(ctx, r, CodeTargetReserved, fmt.Sprintf(
 				"the id %q stays taken in target %s after it was freed; if this persists, delete it there or request another targetId", r.TargetID, r.Target))
 		}
-		retry, rerr := e.resolveExisting(ctx, r, target)
+		retry, rerr := e.resolveExisting(ctx, r, target, ownUnused)
 		if rerr != nil {
 			return e.recordFailure(ctx, r, "target "+r.Target, rerr)
 		}
@@ -570,8 +573,8 @@ func (e *Engine) authorize(ctx context.Context, r *Replica) error {
 
 // resolveExisting handles a 409 on authorizeCopy: the target id holds a model, or is reserved by
 // an authorization no copy consumed. It settles r (succeeded, copying, failed) and returns false,
-// or frees the id and returns true so the caller authorizes again.
-func (e *Engine) resolveExisting(ctx context.Context, r *Replica, target Resource) (retry bool, err error) {
+// or frees the id and returns true so the caller authorizes again. ownUnused: as for authorize.
+func (e *Engine) resolveExisting(ctx context.Context, r *Replica, target Resource, ownUnused bool) (retry bool, err error) {
 	m, err := target.GetModel(ctx, r.Kind, r.TargetID)
 	switch {
 	case err == nil:
@@ -598,12 +601,16 @@ func (e *Engine) resolveExisting(ctx context.Context, r *Replica, target Resourc
 		return true, nil
 	case classOf(err) == ClassNotFound:
 		// Reserved: by a copy still running into it, or by an authorization that was never used.
-		op, ok, ferr := e.sourceRes(r).FindCopyOperation(ctx, r.Kind, target.Location(r.Kind, r.TargetID))
-		if ferr != nil {
-			return false, ferr
-		}
-		if ok {
-			return false, e.adopt(r, op)
+		// Unless the caller knows which, look for the copy: any earlier authorization may hold
+		// the id, this run's or an earlier run's, so through the whole list.
+		if !ownUnused {
+			op, ok, ferr := e.findCopy(ctx, r, time.Time{})
+			if ferr != nil {
+				return false, ferr
+			}
+			if ok {
+				return false, e.adopt(r, op)
+			}
 		}
 		if err := target.DeleteModel(ctx, r.Kind, r.TargetID); err != nil && classOf(err) != ClassNotFound {
 			return false, err

@@ -1016,3 +1016,169 @@ func TestCheckThatFailsIsDone(t *testing.T) {
 		t.Errorf("row %s, want succeeded by the poll timer", r.Status)
 	}
 }
+
+// scanRecorder records the bounds of the source's operation-list scans.
+type scanRecorder struct {
+	*fakeResource
+	mu     sync.Mutex
+	sinces []time.Time
+	asked  []int // locations per scan
+}
+
+func (s *scanRecorder) FindCopyOperations(ctx context.Context, k Kind, since time.Time, locs ...string) (map[string]Operation, error) {
+	s.mu.Lock()
+	s.sinces = append(s.sinces, since)
+	s.asked = append(s.asked, len(locs))
+	s.mu.Unlock()
+	return s.fakeResource.FindCopyOperations(ctx, k, since, locs...)
+}
+
+// After an outage many authorized replicas are due at once, their authorizations spent or
+// expired without their copy messages starting a copy as far as the rows know. The poll pass
+// looks for all their copies with one scan of the source's operations, reaching back only to the
+// oldest authorization (less a minute for clocks): one scan per replica, each paging through a
+// day of operations at the list budget's pace, held every pass past its deadline.
+func TestPollPassScansTheOperationListOnce(t *testing.T) {
+	h := newHarness(t)
+	rec := &scanRecorder{fakeResource: h.src}
+	eng := h.engine(withSource(rec))
+	ids := []string{"m0", "m1", "m2", "m3", "m4"}
+	for _, id := range ids {
+		h.src.addModel(KindModel, id, h.clock.Now().Add(-time.Hour))
+	}
+	firstAuth := h.clock.Now()
+	for i, id := range ids {
+		if _, err := eng.Request(h.ctx, Request{Kind: KindModel, SourceID: id}); err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			h.clock.Advance(time.Second)
+		}
+	}
+	// Every message is lost; those of m0 and m1 only after copyTo was accepted (the answer lost).
+	for _, m := range h.queue.take() {
+		if m.SourceID == "m0" || m.SourceID == "m1" {
+			if _, err := h.src.CopyTo(h.ctx, KindModel, m.SourceID, m.Authorization); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	h.clock.Advance(61 * time.Minute)
+	rep, err := eng.Poll(h.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Due != 10 || rep.Errors != 0 {
+		t.Fatalf("poll pass %+v, want 10 due without errors", rep)
+	}
+	if len(rec.sinces) != 1 || rec.asked[0] != 10 {
+		t.Fatalf("%d scans of the operation list asking for %v locations, want 1 for all 10", len(rec.sinces), rec.asked)
+	}
+	if want := firstAuth.Add(-time.Minute); !rec.sinces[0].Equal(want) {
+		t.Errorf("the scan reached back to %v, want the oldest authorization less a minute (%v)", rec.sinces[0], want)
+	}
+	for _, id := range ids {
+		for _, target := range []string{"westus2", "eastus"} {
+			r := h.row(target, id)
+			copied := id == "m0" || id == "m1"
+			switch {
+			case copied && (r.Status != StatusCopying || r.Attempt != 1):
+				t.Errorf("%s in %s: %s attempt %d, want its lost copy adopted (copying, attempt 1)", id, target, r.Status, r.Attempt)
+			case !copied && (r.Status != StatusAuthorized || r.Attempt != 2):
+				t.Errorf("%s in %s: %s attempt %d, want authorized again (attempt 2)", id, target, r.Status, r.Attempt)
+			}
+		}
+	}
+	h.eng = eng
+	h.settle(10)
+	for _, id := range ids {
+		for _, target := range []string{"westus2", "eastus"} {
+			if r := h.row(target, id); r.Status != StatusSucceeded {
+				t.Errorf("%s in %s: %s %s", id, target, r.Status, r.ErrorCode)
+			}
+		}
+	}
+	if n := h.src.count("CopyTo"); n != 10 {
+		t.Errorf("%d copyTo calls for 10 replicas, want 10 (no authorization spent twice, none wasted)", n)
+	}
+}
+
+// A pass's shared scan that fails counts against every replica it was for, like each one's own
+// scan would have; none renews its authorization without knowing whether its copy started.
+func TestPollPassSharedScanFails(t *testing.T) {
+	h := newHarness(t)
+	h.request(KindModel, "invoice-v1")
+	h.queue.take()
+	h.clock.Advance(61 * time.Minute)
+	h.src.failNext("FindCopyOperations", &ServiceError{Class: ClassTransient, Code: "ServiceUnavailable", StatusCode: 503})
+	rep, err := h.eng.Poll(h.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Due != 2 {
+		t.Fatalf("poll pass %+v, want 2 due", rep)
+	}
+	if n := h.src.count("FindCopyOperations"); n != 1 {
+		t.Errorf("%d scans, want 1", n)
+	}
+	for _, target := range []string{"westus2", "eastus"} {
+		if r := h.row(target, "invoice-v1"); r.Status != StatusAuthorized || r.Attempt != 1 || r.TransientSince.IsZero() {
+			t.Errorf("%s: %s attempt %d transient since %v, want still authorized on attempt 1 with the failure recorded", target, r.Status, r.Attempt, r.TransientSince)
+		}
+	}
+	h.settle(10)
+	for _, target := range []string{"westus2", "eastus"} {
+		if r := h.row(target, "invoice-v1"); r.Status != StatusSucceeded {
+			t.Errorf("%s: %s %s", target, r.Status, r.ErrorCode)
+		}
+	}
+}
+
+// A copy message handled after its authorization's margin renews it. On a first delivery the
+// authorization is known to be unused, so the 409 on its id is freed at once; a redelivery may
+// follow a delivery that started the copy and lost the answer, so the copy is looked for first.
+func TestLateCopyMessageRenews(t *testing.T) {
+	tests := []struct {
+		name         string
+		delivery     int
+		copyStarted  bool
+		scans, frees int
+		status       Status
+		attempt      int
+		copyToCalls  int
+	}{
+		{"first delivery", 1, false, 0, 1, StatusAuthorized, 2, 0},
+		{"redelivery, no copy", 2, false, 1, 1, StatusAuthorized, 2, 0},
+		{"redelivery after a copy whose answer was lost", 2, true, 1, 0, StatusCopying, 1, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t)
+			h.w.copyTime = 2 * time.Hour // still running when the message comes back
+			h.request(KindModel, "invoice-v1", "westus2")
+			msg := h.queue.take()[0]
+			if tt.copyStarted {
+				if _, err := h.src.CopyTo(h.ctx, KindModel, msg.SourceID, msg.Authorization); err != nil {
+					t.Fatal(err)
+				}
+			}
+			h.clock.Advance(56 * time.Minute) // inside AuthMargin (5 min) of the 1 h lifetime
+			if err := h.eng.StartCopy(h.ctx, msg, tt.delivery); err != nil {
+				t.Fatal(err)
+			}
+			r := h.row("westus2", "invoice-v1")
+			if r.Status != tt.status || r.Attempt != tt.attempt {
+				t.Errorf("row %s attempt %d (%s), want %s attempt %d", r.Status, r.Attempt, r.ErrorCode, tt.status, tt.attempt)
+			}
+			if n := h.src.count("FindCopyOperations"); n != tt.scans {
+				t.Errorf("%d scans of the source's operations, want %d", n, tt.scans)
+			}
+			if n := h.west.count("DeleteModel"); n != tt.frees {
+				t.Errorf("%d deletes in the target, want %d", n, tt.frees)
+			}
+			if n := h.src.count("CopyTo"); n != tt.copyToCalls {
+				t.Errorf("%d copyTo calls, want %d", n, tt.copyToCalls)
+			}
+		})
+	}
+}

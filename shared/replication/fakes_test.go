@@ -274,25 +274,28 @@ func (f *fakeResource) GetOperation(_ context.Context, u string) (Operation, err
 	return f.status(op), nil
 }
 
-func (f *fakeResource) FindCopyOperation(_ context.Context, k Kind, loc string) (Operation, bool, error) {
+func (f *fakeResource) FindCopyOperations(_ context.Context, k Kind, since time.Time, locs ...string) (map[string]Operation, error) {
 	f.w.mu.Lock()
 	defer f.w.mu.Unlock()
 	f.w.settle()
-	if err := f.takeErr("FindCopyOperation"); err != nil {
-		return Operation{}, false, err
+	if err := f.takeErr("FindCopyOperations"); err != nil {
+		return nil, err
 	}
-	var best *fakeOp
-	for _, op := range f.ops {
-		if op.kind == k && op.target.Location(k, op.targetID) == loc && op.fail == nil {
-			if best == nil || op.created.After(best.created) {
-				best = op
+	found := map[string]Operation{}
+	for _, loc := range locs {
+		var best *fakeOp
+		for _, op := range f.ops {
+			if op.kind == k && op.target.Location(k, op.targetID) == loc && op.fail == nil && !op.created.Before(since) {
+				if best == nil || op.created.After(best.created) {
+					best = op
+				}
 			}
 		}
+		if best != nil {
+			found[loc] = f.status(best)
+		}
 	}
-	if best == nil {
-		return Operation{}, false, nil
-	}
-	return f.status(best), true, nil
+	return found, nil
 }
 
 func (f *fakeResource) GetModel(_ context.Context, k Kind, id string) (Model, error) {

@@ -37,6 +37,7 @@ func (e *Engine) Poll(ctx context.Context) (PollReport, error) {
 		}
 	}
 	rep.Due = len(due)
+	finds := e.findCopies(ctx, due)
 	var mu sync.Mutex
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(e.policy.Workers)
@@ -44,7 +45,11 @@ func (e *Engine) Poll(ctx context.Context) (PollReport, error) {
 		r := &due[i]
 		g.Go(func() error {
 			before := *r
-			err := e.advance(gctx, r)
+			var find *copyFind
+			if f, ok := finds[r.Key]; ok {
+				find = &f
+			}
+			err := e.advance(gctx, r, find)
 			mu.Lock()
 			defer mu.Unlock()
 			switch {
@@ -74,13 +79,15 @@ func (e *Engine) Advance(ctx context.Context, k Key) (*Replica, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := e.advance(ctx, r); err != nil {
+	if err := e.advance(ctx, r, nil); err != nil {
 		return nil, err
 	}
 	return r, nil
 }
 
-func (e *Engine) advance(ctx context.Context, r *Replica) error {
+// advance runs r's step. find, when not nil, is what the pass's shared scan of the source's
+// operations found for r (authorized replicas); nil: r looks for itself.
+func (e *Engine) advance(ctx context.Context, r *Replica, find *copyFind) error {
 	if _, ok := e.targets[r.Target]; !ok {
 		// Its target was removed from the settings: nothing can move it any more.
 		return e.fail(ctx, r, CodeUnknownTarget, fmt.Sprintf("target %q is no longer configured", r.Target))
@@ -97,12 +104,16 @@ func (e *Engine) advance(ctx context.Context, r *Replica) error {
 		}
 		ctx, cancel := e.withinClaim(ctx, r)
 		defer cancel()
-		return e.authorize(ctx, r)
+		return e.authorize(ctx, r, false)
 	case StatusAuthorized:
 		// Due only once the authorization expired without a copy starting (message lost,
 		// dead-lettered, or the starter crashed after copyTo): look for that copy, else renew.
-		target := e.targets[r.Target]
-		op, ok, err := e.sourceRes(r).FindCopyOperation(ctx, r.Kind, target.Location(r.Kind, r.TargetID))
+		if find == nil {
+			var f copyFind
+			f.op, f.ok, f.err = e.findCopy(ctx, r, copySince(r))
+			find = &f
+		}
+		op, ok, err := find.op, find.ok, find.err
 		if err != nil {
 			return e.recordFailure(ctx, r, "the source (operation list)", err)
 		}
@@ -117,7 +128,7 @@ func (e *Engine) advance(ctx context.Context, r *Replica) error {
 		}
 		ctx, cancel := e.withinClaim(ctx, r)
 		defer cancel()
-		return e.renew(ctx, r, CodeCopyNotStarted, "no copy started before the authorization expired; authorizing again")
+		return e.renew(ctx, r, CodeCopyNotStarted, "no copy started before the authorization expired; authorizing again", true)
 	}
 	return nil
 }
@@ -163,7 +174,7 @@ func (e *Engine) pollCopy(ctx context.Context, r *Replica) error {
 	if op.Status == OpFailed && op.Err != nil && op.Err.Class == ClassAuthorization {
 		// A second copyTo with a spent authorization fails like this while the first copy runs
 		// or has finished: find that copy before retrying.
-		found, ok, ferr := e.sourceRes(r).FindCopyOperation(ctx, r.Kind, target.Location(r.Kind, r.TargetID))
+		found, ok, ferr := e.findCopy(ctx, r, copySince(r))
 		if ferr != nil {
 			return e.recordFailure(ctx, r, "the source (operation list)", ferr)
 		}

@@ -96,10 +96,12 @@ type Resource interface {
 	AuthorizeCopy(ctx context.Context, kind Kind, targetID string, tags map[string]string) (Authorization, error)
 	CopyTo(ctx context.Context, kind Kind, sourceID string, auth []byte) (operationURL string, err error)
 	GetOperation(ctx context.Context, operationURL string) (Operation, error)
-	// FindCopyOperation looks through the resource's recent operations for a copy whose
-	// resourceLocation is targetLocation and that is running or succeeded; ok is false when there
-	// is none (or the api-version cannot list operations).
-	FindCopyOperation(ctx context.Context, kind Kind, targetLocation string) (op Operation, ok bool, err error)
+	// FindCopyOperations looks through the resource's operations created at or after since
+	// (zero: as far back as it keeps them) for copies into the given target locations (as
+	// Location gives them) that are running or succeeded, in one pass over the list however many
+	// locations are asked for. The answer holds the newest such copy of each location that has
+	// one, keyed by the location as asked; an api-version that cannot list operations finds none.
+	FindCopyOperations(ctx context.Context, kind Kind, since time.Time, targetLocations ...string) (map[string]Operation, error)
 	GetModel(ctx context.Context, kind Kind, id string) (Model, error)
 	DeleteModel(ctx context.Context, kind Kind, id string) error
 	// Location is the resource's model URL prefix as copy operations report it (resourceLocation),

@@ -70,7 +70,9 @@ func TestCopyAcrossAPIVersions(t *testing.T) {
 			}
 
 			// A copy starter that lost copyTo's answer looks for the copy by the target's location.
-			found, ok, err := source.FindCopyOperation(ctx, replication.KindModel, target.Location(replication.KindModel, "m1-copy"))
+			loc := target.Location(replication.KindModel, "m1-copy")
+			finds, err := source.FindCopyOperations(ctx, replication.KindModel, time.Time{}, loc)
+			found, ok := finds[loc]
 			if err != nil || !ok {
 				t.Fatalf("the running copy was not found in the source's operations (found %v, %v)", ok, err)
 			}
@@ -86,8 +88,8 @@ func TestCopyAcrossAPIVersions(t *testing.T) {
 			if op.Status != replication.OpSucceeded || op.TargetID != "m1-copy" {
 				t.Fatalf("operation %+v, want succeeded into m1-copy", op)
 			}
-			if _, ok, err := source.FindCopyOperation(ctx, replication.KindModel, target.Location(replication.KindModel, "m1-copy")); err != nil || !ok {
-				t.Errorf("the finished copy was not found (found %v, %v)", ok, err)
+			if finds, err := source.FindCopyOperations(ctx, replication.KindModel, time.Time{}, loc); err != nil || len(finds) != 1 {
+				t.Errorf("the finished copy was not found (found %v, %v)", finds, err)
 			}
 
 			// The poller verifies the copy in the target, through the target's own api-version.

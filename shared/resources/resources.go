@@ -8,6 +8,7 @@ import (
 	"errors"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/dimirror/dimirror/shared/docintel"
 	"github.com/dimirror/dimirror/shared/replication"
@@ -16,7 +17,7 @@ import (
 // Resource is one Document Intelligence resource as the pipeline uses it.
 type Resource struct {
 	Client *docintel.Client
-	// ScanLimit bounds how many operations FindCopyOperation reads (newest first); the service
+	// ScanLimit bounds how many operations FindCopyOperations reads (newest first); the service
 	// keeps about a day of them. Default 2000.
 	ScanLimit int
 }
@@ -88,12 +89,27 @@ func toOperation(opURL string, op *docintel.Operation) replication.Operation {
 	return out
 }
 
-// FindCopyOperation scans this resource's operations, newest first, for a copy into
-// targetLocation that is running or succeeded.
-func (r *Resource) FindCopyOperation(ctx context.Context, k replication.Kind, targetLocation string) (replication.Operation, bool, error) {
+// FindCopyOperations scans this resource's operations once, newest first, for copies into the
+// given target locations that are running or succeeded, and returns the newest for each location
+// found, keyed as asked. The scan ends at the first operation created before since (the list is
+// newest first, so the rest is older), when every location has its copy, or after ScanLimit
+// operations: a poll pass looking for the copies of many replicas pages through the list once,
+// and only as far back as their authorizations go, instead of once per replica through a day of
+// operations.
+func (r *Resource) FindCopyOperations(ctx context.Context, k replication.Kind, since time.Time, targetLocations ...string) (map[string]replication.Operation, error) {
 	want := docintel.OperationKindModelCopyTo
 	if k == replication.KindClassifier {
 		want = docintel.OperationKindClassifierCopyTo
+	}
+	keys := make(map[string][]string, len(targetLocations)) // item key → the locations as asked
+	for _, loc := range targetLocations {
+		if key, ok := itemKey(loc); ok {
+			keys[key] = append(keys[key], loc)
+		}
+	}
+	found := map[string]replication.Operation{}
+	if len(keys) == 0 {
+		return found, nil
 	}
 	limit := r.ScanLimit
 	if limit <= 0 {
@@ -103,40 +119,47 @@ func (r *Resource) FindCopyOperation(ctx context.Context, k replication.Kind, ta
 	for op, err := range r.Client.Operations(ctx) {
 		if err != nil {
 			if errors.Is(err, docintel.ErrUnsupported) { // v2.1 has no operation list
-				return replication.Operation{}, false, nil
+				return found, nil
 			}
-			return replication.Operation{}, false, Classify(err)
+			return nil, Classify(err)
 		}
-		if n++; n > limit {
+		if n++; n > limit || (!since.IsZero() && !op.Created.IsZero() && op.Created.Before(since)) {
 			break
 		}
-		if op.Kind != want || !sameLocation(op.ResourceLocation, targetLocation) {
+		if op.Kind != want || op.Status == docintel.StatusFailed || op.Status == docintel.StatusCanceled || op.Status == docintel.StatusSkipped {
 			continue
 		}
-		if op.Status == docintel.StatusFailed || op.Status == docintel.StatusCanceled || op.Status == docintel.StatusSkipped {
+		key, ok := itemKey(op.ResourceLocation)
+		locs := keys[key]
+		if !ok || len(locs) == 0 {
 			continue
 		}
-		return toOperation(r.Client.OperationURL(op.ID), &op), true, nil
+		for _, loc := range locs {
+			found[loc] = toOperation(r.Client.OperationURL(op.ID), &op)
+		}
+		if delete(keys, key); len(keys) == 0 {
+			break
+		}
 	}
-	return replication.Operation{}, false, nil
+	return found, nil
 }
 
-// sameLocation reports whether two model or classifier URLs name the same item: same host (in
-// any case), same path below the host apart from the api-version's own segment, same collection
-// and id; the query (api-version) does not count. The version's segment is left out because a
-// source and a target may speak different api-versions: a copy started with 2024-11-30 names its
-// target .../documentintelligence/documentModels/{id}, while a 2022-08-31 target client
-// addresses the same model as .../formrecognizer/documentModels/{id}.
+// sameLocation reports whether two model or classifier URLs name the same item (itemKey).
 func sameLocation(a, b string) bool {
 	ka, ok1 := itemKey(a)
 	kb, ok2 := itemKey(b)
-	return ok1 && ok2 && strings.EqualFold(ka, kb)
+	return ok1 && ok2 && ka == kb
 }
 
 // versionSegments are the path segments the v3/v4 api-versions hang their routes off.
 var versionSegments = []string{"/documentintelligence", "/formrecognizer"}
 
-// itemKey reduces an item URL to host, the endpoint's own path, collection and id.
+// itemKey reduces a model or classifier URL to what names the item, so that two URLs of the
+// same item give the same key: host, the endpoint's own path, collection and id, in lower case
+// (the service routes without regard to case), without the query (api-version) and without the
+// api-version's own path segment. That segment is left out because a source and a target may speak different api-versions: a copy started with 2024-11-30
+// names its target .../documentintelligence/documentModels/{id}, while a 2022-08-31 target
+// client addresses the same model as .../formrecognizer/documentModels/{id}.
 func itemKey(s string) (string, bool) {
 	u, err := url.Parse(strings.TrimSpace(s))
 	if err != nil || u.Host == "" {
@@ -156,7 +179,7 @@ func itemKey(s string) (string, bool) {
 			break
 		}
 	}
-	return u.Host + "\x00" + prefix + "\x00" + collection + "\x00" + id, true
+	return strings.ToLower(u.Host + "\x00" + prefix + "\x00" + collection + "\x00" + id), true
 }
 
 // GetModel reads a model or classifier. A v2.1 model still being created (or invalid) is not

@@ -320,19 +320,22 @@ func (r *Resource) GetOperation(_ context.Context, u string) (replication.Operat
 	return replication.Operation{URL: op.url, Status: replication.OpSucceeded, Percent: 100, Created: op.created}, nil
 }
 
-// FindCopyOperation finds a copy into targetLocation.
-func (r *Resource) FindCopyOperation(_ context.Context, k replication.Kind, loc string) (replication.Operation, bool, error) {
+// FindCopyOperations finds the copies into the given locations created at or after since.
+func (r *Resource) FindCopyOperations(_ context.Context, k replication.Kind, since time.Time, locs ...string) (map[string]replication.Operation, error) {
 	r.w.mu.Lock()
 	defer r.w.mu.Unlock()
-	if err := r.call("FindCopyOperation"); err != nil {
-		return replication.Operation{}, false, err
+	if err := r.call("FindCopyOperations"); err != nil {
+		return nil, err
 	}
-	for _, op := range r.copies {
-		if op.kind == k && op.location == loc {
-			return replication.Operation{URL: op.url, Status: replication.OpSucceeded, Percent: 100, Created: op.created}, true, nil
+	found := map[string]replication.Operation{}
+	for _, loc := range locs {
+		for _, op := range r.copies {
+			if op.kind == k && op.location == loc && !op.created.Before(since) {
+				found[loc] = replication.Operation{URL: op.url, Status: replication.OpSucceeded, Percent: 100, Created: op.created}
+			}
 		}
 	}
-	return replication.Operation{}, false, nil
+	return found, nil
 }
 
 // GetModel reads an item.
