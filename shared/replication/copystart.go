@@ -126,8 +126,8 @@ func transientErr(what string, err error) error {
 // claimPoll is how often a delivery waiting on another one's claim reads the row again.
 var claimPoll = time.Second
 
-// releaseTimeout bounds the write that gives a claim back.
-const releaseTimeout = 10 * time.Second
+// writeTimeout bounds the write of a step's outcome once the step's own context has ended.
+const writeTimeout = 10 * time.Second
 
 // claimedByAnother reports whether a copy starter holds r: an authorized row is due again at its
 // authorization's expiry, unless a claim moved that to a lease's end.
@@ -158,16 +158,14 @@ func (e *Engine) withinClaim(ctx context.Context, r *Replica) (context.Context, 
 // message's next delivery starts the copy, and returns err. It writes even when the step's
 // context has ended (that is often why the step failed).
 func (e *Engine) release(ctx context.Context, r *Replica, prev time.Time, what string, err error) error {
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
-	defer cancel()
 	gaveUp, werr := e.waitOrGiveUp(ctx, r, what, err, prev)
 	if werr != nil {
 		return werr
 	}
 	if gaveUp {
-		return e.save(sctx, r)
+		return e.save(ctx, r)
 	}
-	if serr := e.save(sctx, r); serr != nil {
+	if serr := e.save(ctx, r); serr != nil {
 		e.log.WarnContext(ctx, "releasing the claim on a replica failed; the poller takes it over after the lease",
 			append(replicaAttrs(r), "err", serr.Error())...)
 	}
@@ -199,7 +197,7 @@ func (e *Engine) startCopy(ctx context.Context, r *Replica, msg *CopyMessage, de
 	}
 	if !msg.ExpiresAt.IsZero() && e.clock().After(msg.ExpiresAt.Add(-e.policy.AuthMargin)) {
 		// No copy used it: a first delivery is the first to hold it, and a redelivery looked.
-		return e.renew(ctx, r, CodeAuthorizationExpired, "the copy authorization expired before the copy started; authorizing again", true)
+		return e.renew(ctx, r, CodeAuthorizationExpired, "the copy authorization expired before the copy started; authorizing again")
 	}
 	opURL, err := e.copySource(r).CopyTo(ctx, r.Kind, r.SourceID, msg.Authorization)
 	if err != nil {
@@ -208,7 +206,7 @@ func (e *Engine) startCopy(ctx context.Context, r *Replica, msg *CopyMessage, de
 			return e.release(ctx, r, prev, "the source (copyTo)", err)
 		case ClassAuthorization:
 			code, m := codeAndMessage(err)
-			return e.renew(ctx, r, code, m, false) // spent by a copy, perhaps: resolveExisting looks
+			return e.renew(ctx, r, code, m)
 		case ClassNotReady, ClassNotFound:
 			if gone, gerr := e.sourceGone(ctx, r); gerr == nil && gone {
 				return e.abandonReservation(ctx, r, target)
@@ -313,14 +311,13 @@ func (e *Engine) scheduleCheck(ctx context.Context, r *Replica, n int) {
 }
 
 // renew starts a new attempt at once with a fresh authorization (no backoff: nothing failed on
-// the service's side), or fails the replica when its attempts are used up. ownUnused: the old
-// authorization is known to have started no copy (authorize).
-func (e *Engine) renew(ctx context.Context, r *Replica, code, msg string, ownUnused bool) error {
+// the service's side), or fails the replica when its attempts are used up.
+func (e *Engine) renew(ctx context.Context, r *Replica, code, msg string) error {
 	if err := e.retryOrFail(ctx, r, code, msg, false); err != nil {
 		return err
 	}
 	if r.Status != StatusPending {
 		return e.save(ctx, r)
 	}
-	return e.authorize(ctx, r, ownUnused)
+	return e.authorize(ctx, r)
 }

@@ -509,18 +509,15 @@ func (e *Engine) requestOne(ctx context.Context, k Key, targetID string, src Mod
 	}
 	ctx, cancel := e.withinClaim(ctx, r)
 	defer cancel()
-	if err := e.authorize(ctx, r, false); err != nil {
+	if err := e.authorize(ctx, r); err != nil {
 		return nil, err
 	}
 	return r, nil
 }
 
 // authorize asks the target for a copy authorization and queues the copy. Service failures are
-// recorded on the row; only a store failure is returned. ownUnused says the caller knows that a
-// reservation of r's target id is the row's own last authorization, which started no copy (the
-// poll pass looked for one after it expired): a 409 then frees the id without looking through
-// the source's operations again.
-func (e *Engine) authorize(ctx context.Context, r *Replica, ownUnused bool) error {
+// recorded on the row; only a store failure is returned.
+func (e *Engine) authorize(ctx context.Context, r *Replica) error {
 	target, ok := e.targets[r.Target]
 	if !ok {
 		return e.fail(ctx, r, CodeUnknownTarget, fmt.Sprintf("target %q is no longer configured", r.Target))
@@ -540,16 +537,20 @@ func (e *Engine) authorize(ctx context.Context, r *Replica, ownUnused bool) erro
 			// Taken again right after it was freed: by this very call when its first answer was
 			// lost and the client sent it again, or by another instance. Neither is final, so
 			// the run tries again after its backoff and fails only when its attempts are used up.
+			e.reserved(r)
 			return e.retryOrFailSave(ctx, r, CodeTargetReserved, fmt.Sprintf(
 				"the id %q stays taken in target %s after it was freed; if this persists, delete it there or request another targetId", r.TargetID, r.Target))
 		}
-		retry, rerr := e.resolveExisting(ctx, r, target, ownUnused)
+		retry, rerr := e.resolveExisting(ctx, r, target)
 		if rerr != nil {
 			return e.recordFailure(ctx, r, "target "+r.Target, rerr)
 		}
 		if !retry {
 			return e.saveAndForward(ctx, r)
 		}
+	}
+	if err == nil || classOf(err) == ClassTransient { // a lost answer may have reserved it
+		e.reserved(r)
 	}
 	if err != nil {
 		return e.recordFailure(ctx, r, "target "+r.Target, err)
@@ -571,10 +572,18 @@ func (e *Engine) authorize(ctx context.Context, r *Replica, ownUnused bool) erro
 	return e.save(ctx, r)
 }
 
+// reserved notes that the run has (or may have) reserved r's target id itself (ReservedAt),
+// saved with the step's outcome.
+func (e *Engine) reserved(r *Replica) {
+	if r.ReservedAt.IsZero() {
+		r.ReservedAt = e.clock()
+	}
+}
+
 // resolveExisting handles a 409 on authorizeCopy: the target id holds a model, or is reserved by
 // an authorization no copy consumed. It settles r (succeeded, copying, failed) and returns false,
-// or frees the id and returns true so the caller authorizes again. ownUnused: as for authorize.
-func (e *Engine) resolveExisting(ctx context.Context, r *Replica, target Resource, ownUnused bool) (retry bool, err error) {
+// or frees the id and returns true so the caller authorizes again.
+func (e *Engine) resolveExisting(ctx context.Context, r *Replica, target Resource) (retry bool, err error) {
 	m, err := target.GetModel(ctx, r.Kind, r.TargetID)
 	switch {
 	case err == nil:
@@ -601,9 +610,10 @@ func (e *Engine) resolveExisting(ctx context.Context, r *Replica, target Resourc
 		return true, nil
 	case classOf(err) == ClassNotFound:
 		// Reserved: by a copy still running into it, or by an authorization that was never used.
-		// Unless the caller knows which, look for the copy: any earlier authorization may hold
-		// the id, this run's or an earlier run's, so through the whole list.
-		if !ownUnused {
+		// Once the run has reserved the id itself (ReservedAt), the reservation is its own and its
+		// copies are known to the row. Before that it may be an earlier run's, whose copy may
+		// still run: look for one through the whole list.
+		if r.ReservedAt.IsZero() {
 			op, ok, ferr := e.findCopy(ctx, r, time.Time{})
 			if ferr != nil {
 				return false, ferr
@@ -815,9 +825,15 @@ func (e *Engine) forward(ctx context.Context, r *Replica) {
 	}
 }
 
-// save writes r. Losing an ETag race is not an error: the other instance's newer state stands,
-// and r is refreshed to it.
+// save writes r, a step's outcome. Losing an ETag race is not an error: the other instance's
+// newer state stands, and r is refreshed to it. It writes even when the step's context has ended,
+// within writeTimeout: a deadline that cut a call short is often why the step failed, and the
+// record of that failure is what spaces out the next try (without it the row stays due, and every
+// pass runs into the same deadline). The ETag keeps a late write from overwriting anything another
+// instance wrote after the claim ran out.
 func (e *Engine) save(ctx context.Context, r *Replica) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
+	defer cancel()
 	r.UpdatedAt = e.clock()
 	err := e.store.Update(ctx, r)
 	if errors.Is(err, ErrConflict) {

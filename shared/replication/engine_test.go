@@ -1182,3 +1182,97 @@ func TestLateCopyMessageRenews(t *testing.T) {
 		})
 	}
 }
+
+// The first authorization of a run that meets its target id reserved cannot tell whose the
+// reservation is: an earlier run's copy may still be running into it (the row was deleted and
+// requested again), so it looks through the source's operations and adopts that copy. Once the
+// run has reserved the id itself (ReservedAt), a reservation is its own: freed without a search.
+func TestReservedIDOnARunsFirstAuthorization(t *testing.T) {
+	tests := []struct {
+		name        string
+		earlierCopy bool // an earlier run's copy is running into the id; else a bare reservation
+		status      Status
+		scans       int
+		frees       int
+	}{
+		{"an earlier run's copy still running", true, StatusCopying, 1, 0},
+		{"a reservation no copy used", false, StatusAuthorized, 1, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t)
+			h.w.copyTime = 5 * time.Minute // still running when the new run starts
+			h.request(KindModel, "invoice-v1", "westus2")
+			msg := h.queue.take()[0]
+			if tt.earlierCopy {
+				if _, err := h.src.CopyTo(h.ctx, KindModel, msg.SourceID, msg.Authorization); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := h.store.Delete(h.ctx, Key{Kind: KindModel, SourceID: "invoice-v1", Target: "westus2"}); err != nil {
+				t.Fatal(err)
+			}
+			h.clock.Advance(time.Minute)
+			h.request(KindModel, "invoice-v1", "westus2")
+			r := h.row("westus2", "invoice-v1")
+			if r.Status != tt.status || r.ReservedAt.IsZero() != tt.earlierCopy {
+				t.Errorf("row %s reserved at %v, want %s", r.Status, r.ReservedAt, tt.status)
+			}
+			if n := h.src.count("FindCopyOperations"); n != tt.scans {
+				t.Errorf("%d scans, want %d", n, tt.scans)
+			}
+			if n := h.west.count("DeleteModel"); n != tt.frees {
+				t.Errorf("%d deletes, want %d", n, tt.frees)
+			}
+			h.clock.Advance(h.w.copyTime) // the earlier copy ends
+			h.w.copyTime = 2 * time.Second
+			h.settle(10)
+			if r := h.row("westus2", "invoice-v1"); r.Status != StatusSucceeded {
+				t.Errorf("row %s %s", r.Status, r.ErrorCode)
+			}
+			if n := h.src.count("CopyTo"); n != 1 {
+				t.Errorf("%d copyTo calls, want 1", n)
+			}
+		})
+	}
+}
+
+// hangingAuthorize answers authorizeCopy only when the caller gives up.
+type hangingAuthorize struct{ *fakeResource }
+
+func (h hangingAuthorize) AuthorizeCopy(ctx context.Context, _ Kind, _ string, _ map[string]string) (Authorization, error) {
+	<-ctx.Done()
+	return Authorization{}, ctx.Err()
+}
+
+// A step cut short by its claim's end still records why: the write of its outcome does not share
+// the deadline that ended it. Without the record the row stays due and every pass runs into the
+// same deadline at once, with no back-off and no end (DIMIRROR_GIVE_UP_AFTER counts from the
+// recorded streak).
+func TestStepCutShortByItsClaimRecordsTheFailure(t *testing.T) {
+	h := newHarness(t, func(p *Policy) { p.Lease = 50 * time.Millisecond })
+	eng := h.engine(func(c *Config) {
+		c.Targets = map[string]Resource{"westus2": hangingAuthorize{h.west}, "eastus": h.east}
+	})
+	if _, err := eng.Request(h.ctx, Request{Kind: KindModel, SourceID: "invoice-v1", Targets: []string{"westus2"}}); err != nil {
+		t.Fatal(err)
+	}
+	r := h.row("westus2", "invoice-v1")
+	if r.Status != StatusPending || r.ErrorCode != "Timeout" || r.TransientSince.IsZero() {
+		t.Fatalf("after the request: %s %q transient since %v, want pending, Timeout recorded", r.Status, r.ErrorCode, r.TransientSince)
+	}
+	if want := h.clock.Now().Add(h.cfg.Policy.TransientDelay); !r.NextAttemptAt.Equal(want) {
+		t.Errorf("next attempt at %v, want after the transient delay (%v)", r.NextAttemptAt, want)
+	}
+	h.clock.Advance(h.cfg.Policy.TransientDelay)
+	rep, err := eng.Poll(h.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Due != 1 || rep.Errors != 0 {
+		t.Errorf("poll %+v, want the step's failure recorded on the row, not a pass error", rep)
+	}
+	if r := h.row("westus2", "invoice-v1"); r.NextAttemptAt.Before(h.clock.Now().Add(h.cfg.Policy.TransientDelay)) {
+		t.Errorf("after the pass: next attempt at %v, want a back-off", r.NextAttemptAt)
+	}
+}

@@ -192,7 +192,7 @@ func (f *fakeResource) AuthorizeCopy(_ context.Context, k Kind, id string, tags 
 	if _, ok := f.models[key]; ok {
 		return Authorization{}, &ServiceError{Class: ClassExists, Code: "ModelExists", StatusCode: 409, Message: "A model with the provided name already exists."}
 	}
-	if _, ok := f.reserved[key]; ok {
+	if _, ok := f.reserved[key]; ok || f.copyingInto(k, id) {
 		return Authorization{}, &ServiceError{Class: ClassExists, Code: "ModelExists", StatusCode: 409, Message: "A model with the provided name already exists."}
 	}
 	f.w.tokens++
@@ -204,6 +204,19 @@ func (f *fakeResource) AuthorizeCopy(_ context.Context, k Kind, id string, tags 
 	exp := f.w.clock.Now().Add(f.w.authTTL)
 	body, _ := json.Marshal(fakeAuth{Target: f.name, Kind: k, ID: id, Token: tok, Exp: exp.Format(time.RFC3339)})
 	return Authorization{TargetID: id, ExpiresAt: exp, Body: body}, nil
+}
+
+// copyingInto reports whether a copy into this (target) resource's id is running: the id is
+// taken until it ends. Called with w.mu held.
+func (f *fakeResource) copyingInto(k Kind, id string) bool {
+	for _, r := range f.w.res {
+		for _, op := range r.ops {
+			if op.target == f && op.kind == k && op.targetID == id && op.fail == nil && !op.applied {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func (f *fakeResource) CopyTo(_ context.Context, k Kind, sourceID string, body []byte) (string, error) {

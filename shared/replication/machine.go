@@ -147,7 +147,7 @@ func (r *Replica) Start(src Model, targetID string, now time.Time) error {
 	r.OperationURL, r.Percent = "", 0
 	r.RequestedAt = now
 	r.AuthorizedAt, r.AuthExpiresAt, r.StartedAt, r.CompletedAt, r.NextAttemptAt = time.Time{}, time.Time{}, time.Time{}, time.Time{}, time.Time{}
-	r.TransientSince = time.Time{}
+	r.TransientSince, r.ReservedAt = time.Time{}, time.Time{}
 	r.clearError()
 	r.UpdatedAt = now
 	return nil

@@ -104,7 +104,7 @@ func (e *Engine) advance(ctx context.Context, r *Replica, find *copyFind) error 
 		}
 		ctx, cancel := e.withinClaim(ctx, r)
 		defer cancel()
-		return e.authorize(ctx, r, false)
+		return e.authorize(ctx, r)
 	case StatusAuthorized:
 		// Due only once the authorization expired without a copy starting (message lost,
 		// dead-lettered, or the starter crashed after copyTo): look for that copy, else renew.
@@ -128,7 +128,7 @@ func (e *Engine) advance(ctx context.Context, r *Replica, find *copyFind) error 
 		}
 		ctx, cancel := e.withinClaim(ctx, r)
 		defer cancel()
-		return e.renew(ctx, r, CodeCopyNotStarted, "no copy started before the authorization expired; authorizing again", true)
+		return e.renew(ctx, r, CodeCopyNotStarted, "no copy started before the authorization expired; authorizing again")
 	}
 	return nil
 }

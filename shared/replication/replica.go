@@ -111,6 +111,12 @@ type Replica struct {
 	// (copies keep the source's). It outlives a new run, so a classifier (which carries no tags)
 	// in the target can still be proven dimirror's own copy before REPLACE deletes it.
 	CopyExpires time.Time
+	// ReservedAt is when this run first asked the target for an authorization that reserved the
+	// target id, or may have (an answer lost on the way); zero before. From then on a reservation
+	// of the id is the run's own, and every copy the run's authorizations started is known to the
+	// row (the copy starter and the poller look for a copy whose answer was lost before moving
+	// on), so freeing it needs no search of the source's operations.
+	ReservedAt time.Time
 
 	// ETag is the store's concurrency token; Update fails with ErrConflict when it is stale.
 	ETag string

@@ -176,6 +176,7 @@ func toEntity(r *replication.Replica) entity {
 	setTime(e, "UpdatedAt", r.UpdatedAt)
 	setTime(e, "TransientSince", r.TransientSince)
 	setTime(e, "CopyExpires", r.CopyExpires)
+	setTime(e, "ReservedAt", r.ReservedAt)
 	return e
 }
 
@@ -218,6 +219,7 @@ type row struct {
 	// Added after the first release; rows written before read them as zero.
 	TransientSince time.Time `json:"TransientSince"`
 	CopyExpires    time.Time `json:"CopyExpires"`
+	ReservedAt     time.Time `json:"ReservedAt"`
 	// Added with replication rules; rows written before read them as "" (the legacy source,
 	// which was the origin).
 	Source string `json:"Source"`
@@ -255,6 +257,7 @@ func fromJSON(data []byte, etag string) (*replication.Replica, error) {
 		UpdatedAt:      w.UpdatedAt.UTC(),
 		TransientSince: w.TransientSince.UTC(),
 		CopyExpires:    w.CopyExpires.UTC(),
+		ReservedAt:     w.ReservedAt.UTC(),
 		ETag:           etag,
 	}, nil
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -63,11 +64,23 @@ func TestRoundTripEveryField(t *testing.T) {
 	r.StartedAt = r.RequestedAt.Add(2 * time.Second)
 	r.NextAttemptAt = r.RequestedAt.Add(time.Minute)
 	r.Source, r.Origin = "eastus", "east.example/model/invoice-v1"
+	r.FirstAttempt = r.Attempt
+	r.CompletedAt = r.RequestedAt.Add(3 * time.Second)
+	r.TransientSince = r.RequestedAt.Add(4 * time.Second)
+	r.CopyExpires = r.SourceExpires.Add(time.Hour)
+	r.ReservedAt = r.RequestedAt.Add(500 * time.Millisecond)
 	if err := tb.Create(ctx, r); err != nil {
 		t.Fatal(err)
 	}
 	if r.ETag == "" {
 		t.Fatal("Create set no ETag")
+	}
+	// Every field set, so a field the table forgets cannot pass as a zero that round-tripped.
+	v := reflect.ValueOf(*r)
+	for i := range v.NumField() {
+		if v.Field(i).IsZero() {
+			t.Errorf("the sample leaves %s zero: set it, so its round trip is tested", v.Type().Field(i).Name)
+		}
 	}
 	got, err := tb.Get(ctx, r.Key)
 	if err != nil {
