@@ -168,9 +168,31 @@ func TestWatchKeepsTheWatermarkWhenARequestFails(t *testing.T) {
 	if p.Errors != 1 || p.Watermark != nil || !strings.HasPrefix(p.Entries[0].Result, "error: ") {
 		t.Fatalf("errors %d watermark %v entries %+v", p.Errors, p.Watermark, p.Entries)
 	}
+	// The targets are authorized side by side: the one whose row read failed is missing, the
+	// other may already be in flight. The retry starts what is missing.
+	failed := ""
+	for _, target := range []string{"eastus", "westus2"} {
+		if _, ok := e.store.Row(replication.Key{Kind: model, SourceID: "model-1", Target: target}); !ok {
+			failed = target
+		}
+	}
+	if failed == "" {
+		t.Fatal("both targets have rows after a failed request")
+	}
 	e.after(10 * time.Minute)
 	p = e.watch()
-	sameLines(t, "retry", entries(p), []string{"missing start model model-1 eastus", "missing start model model-1 westus2"})
+	var started []string
+	for _, line := range entries(p) {
+		if strings.HasPrefix(line, "missing start ") {
+			started = append(started, line)
+		}
+	}
+	sameLines(t, "retry", started, []string{"missing start model model-1 " + failed})
+	for _, target := range []string{"eastus", "westus2"} {
+		if r := e.row(model, "model-1", target); !r.Status.InFlight() && r.Status != replication.StatusSucceeded {
+			t.Errorf("%s after the retry: %q", target, r.Status)
+		}
+	}
 }
 
 func TestWatchFilters(t *testing.T) {

@@ -9,6 +9,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 )
 
 // ErrSourceNotFound: the requested source model or classifier does not exist.
@@ -392,7 +394,7 @@ func (e *Engine) request(ctx context.Context, req Request, explicit bool) ([]Rep
 	// The replica records the origin version: its createdDateTime is what copies are tagged with
 	// and compared by, wherever along a chain they were made.
 	src.Created = origin.Created
-	out := make([]Replica, 0, len(req.Targets))
+	targets := make([]string, 0, len(req.Targets))
 	for _, t := range req.Targets {
 		if e.isOrigin(t, origin.Tag) {
 			if explicit {
@@ -400,11 +402,24 @@ func (e *Engine) request(ctx context.Context, req Request, explicit bool) ([]Rep
 			}
 			continue
 		}
-		k := Key{Kind: req.Kind, SourceID: req.SourceID, Target: t}
-		r, err := e.requestOne(ctx, k, req.TargetID, src, req.Source, origin.Tag)
-		if err != nil {
-			return nil, err
-		}
+		targets = append(targets, t)
+	}
+	// Each target is its own resource with its own budget: authorizing them side by side makes
+	// the caller wait for the slowest target, not for the sum of them.
+	reps := make([]*Replica, len(targets))
+	var g errgroup.Group
+	for i, t := range targets {
+		g.Go(func() error {
+			r, err := e.requestOne(ctx, Key{Kind: req.Kind, SourceID: req.SourceID, Target: t}, req.TargetID, src, req.Source, origin.Tag)
+			reps[i] = r
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	out := make([]Replica, 0, len(reps))
+	for _, r := range reps {
 		out = append(out, *r)
 	}
 	return out, nil

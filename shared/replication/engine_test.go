@@ -1276,3 +1276,45 @@ func TestStepCutShortByItsClaimRecordsTheFailure(t *testing.T) {
 		t.Errorf("after the pass: next attempt at %v, want a back-off", r.NextAttemptAt)
 	}
 }
+
+// meetAtAuthorize answers authorizeCopy only once every target of the request has been asked.
+type meetAtAuthorize struct {
+	*fakeResource
+	arrived *sync.WaitGroup
+	met     chan struct{}
+}
+
+func (m meetAtAuthorize) AuthorizeCopy(ctx context.Context, k Kind, id string, tags map[string]string) (Authorization, error) {
+	m.arrived.Done()
+	select {
+	case <-m.met:
+		return m.fakeResource.AuthorizeCopy(ctx, k, id, tags)
+	case <-time.After(5 * time.Second):
+		return Authorization{}, errors.New("the other target was not asked while this one was")
+	}
+}
+
+// A webhook naming several targets waits for the slowest of them, not for their sum: each target
+// is its own resource with its own budget, so their authorizations go side by side.
+func TestRequestAuthorizesTargetsSideBySide(t *testing.T) {
+	h := newHarness(t)
+	var arrived sync.WaitGroup
+	arrived.Add(2)
+	met := make(chan struct{})
+	go func() { arrived.Wait(); close(met) }()
+	eng := h.engine(func(c *Config) {
+		c.Targets = map[string]Resource{"westus2": meetAtAuthorize{h.west, &arrived, met}, "eastus": meetAtAuthorize{h.east, &arrived, met}}
+	})
+	reps, err := eng.Request(h.ctx, Request{Kind: KindModel, SourceID: "invoice-v1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(reps) != 2 || reps[0].Target != "eastus" || reps[1].Target != "westus2" {
+		t.Fatalf("replicas %v, want eastus and westus2 in the targets' order", reps)
+	}
+	for _, r := range reps {
+		if r.Status != StatusAuthorized {
+			t.Errorf("%s: %s %s %s", r.Target, r.Status, r.ErrorCode, r.ErrorMessage)
+		}
+	}
+}
