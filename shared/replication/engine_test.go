@@ -1134,6 +1134,21 @@ func TestPollPassSharedScanFails(t *testing.T) {
 	}
 }
 
+// takenMessage requests invoice-v1 into westus2, with copies that take copyTime, and takes its
+// copy message off the queue; with started, a copy is started with it whose answer was lost.
+func (h *harness) takenMessage(copyTime time.Duration, started bool) *CopyMessage {
+	h.t.Helper()
+	h.w.copyTime = copyTime
+	h.request(KindModel, "invoice-v1", "westus2")
+	msg := h.queue.take()[0]
+	if started {
+		if _, err := h.src.CopyTo(h.ctx, KindModel, msg.SourceID, msg.Authorization); err != nil {
+			h.t.Fatal(err)
+		}
+	}
+	return msg
+}
+
 // A copy message handled after its authorization's margin renews it. On a first delivery the
 // authorization is known to be unused, so the 409 on its id is freed at once; a redelivery may
 // follow a delivery that started the copy and lost the answer, so the copy is looked for first.
@@ -1154,15 +1169,8 @@ func TestLateCopyMessageRenews(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			h := newHarness(t)
-			h.w.copyTime = 2 * time.Hour // still running when the message comes back
-			h.request(KindModel, "invoice-v1", "westus2")
-			msg := h.queue.take()[0]
-			if tt.copyStarted {
-				if _, err := h.src.CopyTo(h.ctx, KindModel, msg.SourceID, msg.Authorization); err != nil {
-					t.Fatal(err)
-				}
-			}
-			h.clock.Advance(56 * time.Minute) // inside AuthMargin (5 min) of the 1 h lifetime
+			msg := h.takenMessage(2*time.Hour, tt.copyStarted) // still running when the message comes back
+			h.clock.Advance(56 * time.Minute)                  // inside AuthMargin (5 min) of the 1 h lifetime
 			if err := h.eng.StartCopy(h.ctx, msg, tt.delivery); err != nil {
 				t.Fatal(err)
 			}
@@ -1201,14 +1209,7 @@ func TestReservedIDOnARunsFirstAuthorization(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			h := newHarness(t)
-			h.w.copyTime = 5 * time.Minute // still running when the new run starts
-			h.request(KindModel, "invoice-v1", "westus2")
-			msg := h.queue.take()[0]
-			if tt.earlierCopy {
-				if _, err := h.src.CopyTo(h.ctx, KindModel, msg.SourceID, msg.Authorization); err != nil {
-					t.Fatal(err)
-				}
-			}
+			h.takenMessage(5*time.Minute, tt.earlierCopy) // still running when the new run starts
 			if err := h.store.Delete(h.ctx, Key{Kind: KindModel, SourceID: "invoice-v1", Target: "westus2"}); err != nil {
 				t.Fatal(err)
 			}
