@@ -67,11 +67,14 @@ type Config struct {
 	// kind (the outage's end, a kill, a bus fault). Transient failures are retried within seconds
 	// of an outage's end (the copy starter reschedules its message with a back-off of at most
 	// 30 s), but a copy message a kill or a lost lock took away waits, by design, for its
-	// authorization's expiry (authTTL here), when the poller renews it: the bound is that plus a
+	// authorization's expiry (AuthTTL), when the poller renews it: the bound is that plus a
 	// minute, and the report gives the time measured.
 	Outage, OutageAt, Recovery time.Duration
-	OutageResource             string
-	OutageShare                float64
+	// AuthTTL is how long didev's copy authorizations live (an hour in the service): a replica
+	// whose copy message was dead-lettered waits that long for the poller to renew it.
+	AuthTTL        time.Duration
+	OutageResource string
+	OutageShare    float64
 
 	Binary   string // dimirror; "" builds it into WorkDir
 	WorkDir  string // logs, didev's data, the binary
@@ -94,7 +97,9 @@ func Short(seed uint64) Config {
 		Seed: seed, Models: 24, Conflicts: 2, Instances: 2, Kills: 1, BusFaults: 3,
 		RequestWindow: 6 * time.Second, KillFrom: 7 * time.Second, KillUntil: 16 * time.Second,
 		Faults: DefaultFaults, MaxAttempts: 8, Settle: 4 * time.Minute,
-		Outage: 12 * time.Second, OutageAt: 7 * time.Second, OutageResource: "source", OutageShare: 0.9, Recovery: authTTL + time.Minute,
+		// 90 s: a run that lost a copy message ends within about 2 minutes, not 4, in make test.
+		AuthTTL: 90 * time.Second, Recovery: 90*time.Second + time.Minute,
+		Outage: 12 * time.Second, OutageAt: 7 * time.Second, OutageResource: "source", OutageShare: 0.9,
 	}
 }
 
@@ -106,7 +111,8 @@ func Full(seed uint64) Config {
 		RequestWindow: 60 * time.Second, KillFrom: 0, KillUntil: 100 * time.Second,
 		Faults: DefaultFaults, RateLimits: true, MaxAttempts: 8, Settle: 12 * time.Minute,
 		// After the requests are in (a webhook needs the source), among copies and polls.
-		Outage: 30 * time.Second, OutageAt: 62 * time.Second, OutageResource: "source", OutageShare: 0.9, Recovery: authTTL + time.Minute,
+		AuthTTL: 3 * time.Minute, Recovery: 3*time.Minute + time.Minute,
+		Outage: 30 * time.Second, OutageAt: 62 * time.Second, OutageResource: "source", OutageShare: 0.9,
 	}
 }
 
@@ -162,12 +168,9 @@ func kv[V int | int64](m map[string]V) string {
 
 const queueName = "copy-requests"
 
-// The authorizations' lifetime in the run, and the margin before it within which dimirror
-// renews rather than copies.
-const (
-	authTTL    = 3 * time.Minute
-	authMargin = 15 * time.Second
-)
+// authMargin is the margin before an authorization's expiry within which dimirror renews it
+// rather than copies, well inside the runs' short authorization lifetimes.
+const authMargin = 15 * time.Second
 
 func modelID(i int) string    { return fmt.Sprintf("chaos-%04d", i) }
 func conflictID(i int) string { return fmt.Sprintf("clash-%03d", i) }
@@ -379,10 +382,10 @@ func (r *run) startStack(ctx context.Context) error {
 		DI: func(o *didev.Options) {
 			o.DataDir = filepath.Join(cfg.WorkDir, "didev")
 			o.CopyDuration = 500 * time.Millisecond
-			// Authorizations live 3 minutes instead of an hour: a replica whose copy message
-			// was dead-lettered (kills and lock expiries use up its deliveries) is re-driven by
-			// the poller when its authorization expires, within the run.
-			o.AuthTTL = authTTL
+			// Authorizations live minutes instead of an hour: a replica whose copy message was
+			// dead-lettered (kills and lock expiries use up its deliveries) is re-driven by the
+			// poller when its authorization expires, within the run.
+			o.AuthTTL = cfg.AuthTTL
 			o.Rate = didev.RateOptions{Off: !cfg.RateLimits} // on: the S0 limits
 			o.Faults = faults
 			for i := range cfg.Models {
@@ -398,7 +401,7 @@ func (r *run) startStack(ctx context.Context) error {
 		},
 		Settings: map[string]string{
 			"DIMIRROR_MAX_ATTEMPTS":  fmt.Sprint(cfg.MaxAttempts),
-			"DIMIRROR_AUTH_MARGIN":   authMargin.String(), // well inside the short authorization lifetime
+			"DIMIRROR_AUTH_MARGIN":   authMargin.String(),
 			"DIMIRROR_POLL_SCHEDULE": "*/1 * * * * *",
 			"DIMIRROR_LOG_LEVEL":     "debug", // the most lines to check for secrets
 		},
