@@ -98,6 +98,8 @@ func (e *Engine) startCopyMessage(ctx context.Context, msg *CopyMessage, deliver
 		} else if err != nil {
 			return transientErr("the replica table", err)
 		}
+		e.log.DebugContext(ctx, "copy starter claimed the replica", append(replicaAttrs(r),
+			"until", r.NextAttemptAt, "previous", prev, "retry", msg.Retry, "deliveryCount", deliveryCount)...)
 		ctx, cancel := e.withinClaim(ctx, r)
 		defer cancel()
 		return e.startCopy(ctx, r, msg, deliveryCount, prev)
@@ -168,6 +170,8 @@ func (e *Engine) release(ctx context.Context, r *Replica, prev time.Time, what s
 	if serr := e.save(ctx, r); serr != nil {
 		e.log.WarnContext(ctx, "releasing the claim on a replica failed; the poller takes it over after the lease",
 			append(replicaAttrs(r), "err", serr.Error())...)
+	} else {
+		e.log.DebugContext(ctx, "copy starter gave its claim back", append(replicaAttrs(r), "next", r.NextAttemptAt)...)
 	}
 	return transientErr(what, err)
 }
