@@ -55,7 +55,7 @@ func (e *Engine) reschedule(ctx context.Context, msg *CopyMessage, cause error) 
 // startCopyMessage claims the row and starts the copy. A transient failure is returned (the
 // claim given back first); everything else ends on the row.
 func (e *Engine) startCopyMessage(ctx context.Context, msg *CopyMessage, deliveryCount int) error {
-	waiting := false
+	waiting, waits := false, 0
 	for conflicts := 0; conflicts < 3; {
 		r, err := e.store.Get(ctx, msg.Key())
 		if errors.Is(err, ErrNotFound) {
@@ -78,13 +78,20 @@ func (e *Engine) startCopyMessage(ctx context.Context, msg *CopyMessage, deliver
 			// two cases this delivery, which still has the message, carries on.
 			if !waiting {
 				waiting = true
-				e.log.InfoContext(ctx, "copy message is being handled by another delivery; waiting for it", append(replicaAttrs(r), "messageAttempt", msg.Attempt)...)
+				if r.Status == StatusPending { // the authorizing step's write, the usual case
+					e.log.DebugContext(ctx, "copy message came before its row was written authorized; waiting for it", append(replicaAttrs(r), "messageAttempt", msg.Attempt)...)
+				} else {
+					e.log.InfoContext(ctx, "copy message is being handled by another delivery; waiting for it", append(replicaAttrs(r), "messageAttempt", msg.Attempt)...)
+				}
 			}
+			// Soon at first (the usual claim is the authorizing step's, ending with its write a
+			// few milliseconds after it sent this message), then every claimPoll.
 			select {
 			case <-ctx.Done():
 				return ctx.Err()
-			case <-time.After(claimPoll):
+			case <-time.After(min(claimPoll, claimPollFirst<<min(waits, 8))):
 			}
+			waits++
 			continue
 		}
 		// Claim the row so a concurrent delivery of the same message waits.
@@ -125,16 +132,24 @@ func transientErr(what string, err error) error {
 	return &ServiceError{Class: ClassTransient, Code: "Unavailable", Message: what + ": " + err.Error(), cause: err}
 }
 
-// claimPoll is how often a delivery waiting on another one's claim reads the row again.
+// claimPoll is how often a delivery waiting on another one's claim reads the row again, after
+// reads claimPollFirst apart doubling up to it.
 var claimPoll = time.Second
+
+const claimPollFirst = 25 * time.Millisecond
 
 // writeTimeout bounds the write of a step's outcome once the step's own context has ended.
 const writeTimeout = 10 * time.Second
 
-// claimedByAnother reports whether a copy starter holds r: an authorized row is due again at its
-// authorization's expiry, unless a claim moved that to a lease's end.
+// claimedByAnother reports whether another step holds r, which a copy message found pending or
+// authorized for its own attempt: an authorized row is due again at its authorization's expiry,
+// unless a claim moved that to a lease's end. A pending row with its message's attempt was claimed
+// too: the authorizing step sends the message before it writes the row authorized, so the row is
+// pending while that step still holds it, or after a copy starter claimed it first (the
+// authorized write then loses to the claim). Either claim must keep a second delivery off.
 func claimedByAnother(r *Replica, now time.Time) bool {
-	return r.Status == StatusAuthorized && r.NextAttemptAt.After(now) && !r.NextAttemptAt.Equal(r.AuthExpiresAt)
+	return (r.Status == StatusAuthorized || r.Status == StatusPending) &&
+		r.NextAttemptAt.After(now) && !r.NextAttemptAt.Equal(r.AuthExpiresAt)
 }
 
 // claimEnd is when a claim taken now by a step running under ctx lapses: a lease from now, or
