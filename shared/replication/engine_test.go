@@ -509,29 +509,43 @@ func (d *deliverDuring) CopyTo(ctx context.Context, k Kind, sourceID string, bod
 	return d.fakeResource.CopyTo(ctx, k, sourceID, body)
 }
 
+// Two deliveries of one copy message at once (a lock lost mid-step): the second waits on the
+// first's claim, and one copyTo spends the authorization. The authorizing step sends the message
+// before it writes the row authorized, so a delivery can also meet the row still pending (and
+// claim it, which makes that write lose): before, only an authorized row's claim counted there,
+// and both deliveries called copyTo (found by the fault-injection suite).
 func TestConcurrentDeliveryCopiesOnce(t *testing.T) {
 	defer SetClaimPoll(10 * time.Millisecond)()
-	h := newHarness(t)
-	h.request(KindModel, "invoice-v1", "westus2")
-	msg := h.queue.take()[0]
-	other := h.engine()
-	second := make(chan error, 1)
-	first := h.engine(withSource(&deliverDuring{fakeResource: h.src, deliver: func() {
-		go func() { second <- other.StartCopy(h.ctx, msg, 2) }()
-		time.Sleep(50 * time.Millisecond) // the second delivery finds the row claimed and waits
-	}}))
-	if err := first.StartCopy(h.ctx, msg, 1); err != nil {
-		t.Fatal(err)
-	}
-	if err := <-second; err != nil {
-		t.Errorf("second delivery: %v", err)
-	}
-	if n := h.src.count("CopyTo"); n != 1 {
-		t.Errorf("copyTo called %d times with one authorization, want 1", n)
-	}
-	h.settle(5)
-	if r := h.row("westus2", "invoice-v1"); r.Status != StatusSucceeded || r.Attempt != 1 {
-		t.Errorf("row %s attempt %d %s", r.Status, r.Attempt, r.ErrorCode)
+	for _, pending := range []bool{false, true} {
+		t.Run(fmt.Sprintf("row pending %t", pending), func(t *testing.T) {
+			h := newHarness(t)
+			h.request(KindModel, "invoice-v1", "westus2")
+			msg := h.queue.take()[0]
+			if pending {
+				r := h.row("westus2", "invoice-v1")
+				r.Status, r.NextAttemptAt = StatusPending, time.Time{} // the authorized write lost
+				h.store.Put(r)
+			}
+			other := h.engine()
+			second := make(chan error, 1)
+			first := h.engine(withSource(&deliverDuring{fakeResource: h.src, deliver: func() {
+				go func() { second <- other.StartCopy(h.ctx, msg, 2) }()
+				time.Sleep(50 * time.Millisecond) // the second delivery finds the row claimed and waits
+			}}))
+			if err := first.StartCopy(h.ctx, msg, 1); err != nil {
+				t.Fatal(err)
+			}
+			if err := <-second; err != nil {
+				t.Errorf("second delivery: %v", err)
+			}
+			if n := h.src.count("CopyTo"); n != 1 {
+				t.Errorf("copyTo called %d times with one authorization, want 1", n)
+			}
+			h.settle(5)
+			if r := h.row("westus2", "invoice-v1"); r.Status != StatusSucceeded || r.Attempt != 1 {
+				t.Errorf("row %s attempt %d %s", r.Status, r.Attempt, r.ErrorCode)
+			}
+		})
 	}
 }
 
@@ -1317,39 +1331,5 @@ func TestRequestAuthorizesTargetsSideBySide(t *testing.T) {
 		if r.Status != StatusAuthorized {
 			t.Errorf("%s: %s %s %s", r.Target, r.Status, r.ErrorCode, r.ErrorMessage)
 		}
-	}
-}
-
-// The authorizing step sends the copy message before it writes the row authorized, so a copy
-// starter can meet the message's row still pending (and claim it, which makes that write lose).
-// A second delivery of the message meanwhile must wait on that claim as on any other: before,
-// only an authorized row's claim counted, and both deliveries called copyTo with one
-// authorization (found by the fault-injection suite).
-func TestConcurrentDeliveryOnAPendingRowCopiesOnce(t *testing.T) {
-	defer SetClaimPoll(10 * time.Millisecond)()
-	h := newHarness(t)
-	h.request(KindModel, "invoice-v1", "westus2")
-	msg := h.queue.take()[0]
-	r := h.row("westus2", "invoice-v1")
-	r.Status, r.NextAttemptAt = StatusPending, time.Time{} // the authorized write lost
-	h.store.Put(r)
-	other := h.engine()
-	second := make(chan error, 1)
-	first := h.engine(withSource(&deliverDuring{fakeResource: h.src, deliver: func() {
-		go func() { second <- other.StartCopy(h.ctx, msg, 2) }()
-		time.Sleep(50 * time.Millisecond) // the second delivery finds the row claimed
-	}}))
-	if err := first.StartCopy(h.ctx, msg, 1); err != nil {
-		t.Fatal(err)
-	}
-	if err := <-second; err != nil {
-		t.Errorf("second delivery: %v", err)
-	}
-	if n := h.src.count("CopyTo"); n != 1 {
-		t.Errorf("copyTo called %d times with one authorization, want 1", n)
-	}
-	h.settle(5)
-	if r := h.row("westus2", "invoice-v1"); r.Status != StatusSucceeded || r.Attempt != 1 {
-		t.Errorf("row %s attempt %d %s", r.Status, r.Attempt, r.ErrorCode)
 	}
 }
