@@ -7,8 +7,9 @@ import (
 
 // copyLookback is how much earlier than the row's AuthorizedAt a copy made with that
 // authorization is still looked for: the row's time is the authorizing instance's clock, the
-// operation's the service's. A copy a clock further off still hides from the lookup is not lost:
-// authorizing again finds its id taken (409), and resolveExisting looks through the whole list.
+// operation's the service's. A finished copy a clock further off hides from the lookup is still
+// found by the target (authorizing again meets the model); a running one is not adopted (see
+// "Finding a copy again" in docs/ARCHITECTURE.md).
 const copyLookback = time.Minute
 
 // copySince is the oldest a copy started with r's current authorization can be (the

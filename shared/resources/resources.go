@@ -144,22 +144,16 @@ func (r *Resource) FindCopyOperations(ctx context.Context, k replication.Kind, s
 	return found, nil
 }
 
-// sameLocation reports whether two model or classifier URLs name the same item (itemKey).
-func sameLocation(a, b string) bool {
-	ka, ok1 := itemKey(a)
-	kb, ok2 := itemKey(b)
-	return ok1 && ok2 && ka == kb
-}
-
 // versionSegments are the path segments the v3/v4 api-versions hang their routes off.
 var versionSegments = []string{"/documentintelligence", "/formrecognizer"}
 
 // itemKey reduces a model or classifier URL to what names the item, so that two URLs of the
 // same item give the same key: host, the endpoint's own path, collection and id, in lower case
 // (the service routes without regard to case), without the query (api-version) and without the
-// api-version's own path segment. That segment is left out because a source and a target may speak different api-versions: a copy started with 2024-11-30
-// names its target .../documentintelligence/documentModels/{id}, while a 2022-08-31 target
-// client addresses the same model as .../formrecognizer/documentModels/{id}.
+// api-version's own path segment. That segment is left out because a source and a target may
+// speak different api-versions: a copy started with 2024-11-30 names its target
+// .../documentintelligence/documentModels/{id}, while a 2022-08-31 target client addresses the
+// same model as .../formrecognizer/documentModels/{id}.
 func itemKey(s string) (string, bool) {
 	u, err := url.Parse(strings.TrimSpace(s))
 	if err != nil || u.Host == "" {

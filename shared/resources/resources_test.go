@@ -143,3 +143,11 @@ func TestAuthorizeCopyWithoutUsableExpiry(t *testing.T) {
 		})
 	}
 }
+
+// sameLocation reports whether two model or classifier URLs name the same item: the same itemKey,
+// which is how FindCopyOperations matches an operation to a target.
+func sameLocation(a, b string) bool {
+	ka, ok1 := itemKey(a)
+	kb, ok2 := itemKey(b)
+	return ok1 && ok2 && ka == kb
+}
