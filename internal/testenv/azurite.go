@@ -4,11 +4,12 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -90,15 +91,23 @@ func (a *Azurite) waitReady(ctx context.Context, limit time.Duration) error {
 			return ctx.Err()
 		default:
 		}
-		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", a.Port), 200*time.Millisecond)
+		// Ask, rather than dial: between FreePort and Azurite's bind another test process may
+		// take the port, and a dial would then take that server for Azurite (whose own bind fails).
+		resp, err := probe.Get(fmt.Sprintf("http://127.0.0.1:%d/", a.Port))
 		if err == nil {
-			c.Close()
+			resp.Body.Close()
+			if !strings.HasPrefix(resp.Header.Get("Server"), "Azurite-Table") {
+				return fmt.Errorf("port %d is another server's (Server %q), not Azurite's", a.Port, resp.Header.Get("Server"))
+			}
 			return nil
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 	return fmt.Errorf("azurite did not listen on port %d within %s", a.Port, limit)
 }
+
+// probe asks a port whether Azurite answers there.
+var probe = &http.Client{Timeout: 500 * time.Millisecond}
 
 // Stop ends Azurite and waits for it.
 func (a *Azurite) Stop() {

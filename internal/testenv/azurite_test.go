@@ -1,8 +1,12 @@
 package testenv
 
 import (
+	"bytes"
 	"context"
+	"net"
 	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 )
@@ -25,5 +29,19 @@ func TestAzuriteStartsAndStops(t *testing.T) {
 	a.Stop()
 	if _, err := http.Get(a.TableURL() + "/Tables"); err == nil {
 		t.Error("azurite still answers after Stop")
+	}
+}
+
+// Between FreePort and Azurite's bind another process may take the port: the readiness check
+// must not take that server for Azurite (before, a dial did, and the tests that followed met a
+// stranger's 404s).
+func TestReadinessRefusesAnotherServer(t *testing.T) {
+	srv := httptest.NewServer(http.NotFoundHandler())
+	defer srv.Close()
+	port := srv.Listener.Addr().(*net.TCPAddr).Port
+	a := &Azurite{Port: port, out: &bytes.Buffer{}, done: make(chan struct{})}
+	err := a.waitReady(context.Background(), 5*time.Second)
+	if err == nil || !strings.Contains(err.Error(), "not Azurite's") {
+		t.Fatalf("readiness on another server's port: %v, want it refused", err)
 	}
 }
